@@ -1,0 +1,166 @@
+"""``tinyzero-trl``: train, evaluate, reproduce, verify, list, tiny-model.
+
+Each subcommand is a thin shell over one module, so the command line and the Python API do the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _add_launch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accelerate", metavar="NAME|PATH",
+                   help="accelerate config: a packaged name (ddp, zero1, zero2, zero3, fsdp) or a file")
+    p.add_argument("--num-processes", type=int, default=None, help="total processes across all machines")
+    p.add_argument("--num-machines", type=int, default=1)
+    p.add_argument("--machine-rank", type=int, default=0)
+    p.add_argument("--main-process-ip", default=None)
+    p.add_argument("--main-process-port", type=int, default=None)
+
+
+def cmd_train(args) -> int:
+    from tinyzero_trl.launch import LaunchPlan
+
+    overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
+    plan = LaunchPlan(overrides=overrides, accelerate=args.accelerate, num_processes=args.num_processes or 1,
+                      num_machines=args.num_machines, machine_rank=args.machine_rank,
+                      main_process_ip=args.main_process_ip, main_process_port=args.main_process_port)
+    if args.dry_run:
+        from tinyzero_trl.config import compose, validate
+        from tinyzero_trl.scale import describe_plan
+
+        validate(compose(overrides))
+        print(describe_plan(plan, compose(overrides)))
+        return 0
+    print("[tinyzero-trl] " + plan.shell(), flush=True)
+    return subprocess.call(plan.command())
+
+
+def cmd_evaluate(args) -> int:
+    from tinyzero_trl.evaluate import evaluate
+
+    data = {"source": args.data_source, "path": args.data_path, "template": args.template}
+    result = evaluate(args.task, args.model_path, backend=args.backend, limit=args.limit,
+                      num_samples=args.num_samples, temperature=args.temperature,
+                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                      data_overrides=data, output=args.output)
+    print(json.dumps({k: v for k, v in result.items() if k != "items"}, indent=2))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from tinyzero_trl.reproductions import Reproduction, list_reproductions
+
+    for name in list_reproductions():
+        repro = Reproduction.load(name)
+        print(f"{name:24s} {repro.hardware:28s} {repro.claim}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from tinyzero_trl.reproductions import reproduce
+
+    return reproduce(args.name, output_dir=args.output_dir, dry_run=args.dry_run, extra=args.overrides,
+                     num_processes=args.num_processes)
+
+
+def cmd_verify(args) -> int:
+    from tinyzero_trl.reproductions import Reproduction, runs_root
+    from tinyzero_trl.verify import UnusableRun, format_table, verify_run
+
+    try:
+        repro = Reproduction.load(args.name)
+        run_dir = Path(args.run_dir) if args.run_dir else runs_root() / args.name
+        verdict, table = verify_run(repro.folder / "expected.json", run_dir)
+    except (UnusableRun, FileNotFoundError) as err:
+        if args.json:
+            print(json.dumps({"reproduction": args.name, "verdict": "UNUSABLE", "error": str(err)}))
+        else:
+            print(f"verify {args.name}: cannot judge the run: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"reproduction": args.name, "verdict": verdict, "run_dir": str(run_dir),
+                          "checks": [r.__dict__ for r in table]}, indent=2))
+    else:
+        print(format_table(table))
+        print(f"\n{args.name}: {verdict}   (report: {run_dir / 'verify.md'})")
+    return 0 if verdict == "PASS" else 1
+
+
+def cmd_tiny_model(args) -> int:
+    from tinyzero_trl.tiny_model import build_tiny_model
+
+    print(build_tiny_model(args.arch, args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="launch GRPO training with Hydra overrides (via accelerate)")
+    _add_launch_args(p)
+    p.add_argument("--fresh", action="store_true", help="set an existing run directory aside instead of resuming")
+    p.add_argument("--dry-run", action="store_true", help="print the launch plan and exit")
+    p.add_argument("overrides", nargs="*", help="e.g. +countdown=grpo-qwen-2.5-3b-base model.name_or_path=DIR")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="held-out accuracy of a saved model")
+    p.add_argument("task", choices=["countdown", "math", "multimodal"])
+    p.add_argument("--model_path", "--model-path", required=True)
+    p.add_argument("--backend", choices=["auto", "vllm", "hf"], default="auto")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N items")
+    p.add_argument("--num-samples", "--num_samples", type=int, default=1, help="k for pass@k (sampling)")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--data-source", choices=["hub", "local", "generate"], default=None)
+    p.add_argument("--data-path", default=None)
+    p.add_argument("--template", default=None)
+    p.add_argument("--output", default=None, help="write the full result JSON here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("list", help="list the reproductions")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("reproduce", help="run a reproduction end to end")
+    p.add_argument("name")
+    p.add_argument("--output-dir", default=None, help="run directory (default: $TINYZERO_RUNS/NAME or runs/NAME)")
+    p.add_argument("--dry-run", action="store_true", help="print the launch plan; download nothing")
+    p.add_argument("--num-processes", type=int, default=None)
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("verify", help="check a run against its reference curve")
+    p.add_argument("name")
+    p.add_argument("--run-dir", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("tiny-model", help="write a random tiny model + tokenizer for smoke tests")
+    p.add_argument("--arch", default="qwen2")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_tiny_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tinyzero_trl.config import ConfigError
+    from tinyzero_trl.data.sources import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as err:
+        print(f"tinyzero-trl {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Countdown tasks: generate solvable ones, load TinyZero's set, and format them as prompts.
+
+A task is a list of numbers ``nums`` and a ``target``; a solution is an expression that uses every number
+exactly once with binary + - * / and equals the target exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+
+import datasets
+
+from tinyzero_trl.data.sources import DataError, check_columns, load_hub, load_local
+
+HUB_DATASET = "Jiayi-Pan/Countdown-Tasks-3to4"
+# TinyZero's split (examples/data_preprocess/countdown.py): the first 327,680 rows train, the next 1,024 test.
+TINYZERO_TRAIN_SIZE = 327_680
+TINYZERO_TEST_SIZE = 1_024
+
+_OPS = ("+", "-", "*", "/")
+
+
+def _combine(a: Fraction, b: Fraction, op: str) -> Fraction | None:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    return None if b == 0 else a / b
+
+
+def generate_countdown(
+    num_samples: int,
+    *,
+    seed: int = 0,
+    min_numbers: int = 3,
+    max_numbers: int = 4,
+    max_number: int = 99,
+    min_target: int = 10,
+    max_target: int = 100,
+    min_number: int = 1,
+) -> datasets.Dataset:
+    """Generate ``num_samples`` solvable countdown tasks, the same rows for the same arguments.
+
+    Each task draws between ``min_numbers`` and ``max_numbers`` integers in [min_number, max_number], folds
+    them into one random binary expression tree with exact rational arithmetic, and keeps the task when the
+    value is an integer in [min_target, max_target]; so every task has at least that solution.
+    """
+    if not 2 <= min_numbers <= max_numbers:
+        raise ValueError(f"need 2 <= min_numbers <= max_numbers, got {min_numbers} and {max_numbers}")
+    if not 0 <= min_number <= max_number or min_target > max_target:
+        raise ValueError("need 0 <= min_number <= max_number and min_target <= max_target")
+    rng = random.Random(seed)
+    rows_nums: list[list[int]] = []
+    rows_target: list[int] = []
+    attempts, max_attempts = 0, 1000 * max(num_samples, 1) + 10_000
+    while len(rows_nums) < num_samples:
+        attempts += 1
+        if attempts > max_attempts:
+            raise ValueError(
+                f"could not find solvable tasks with targets in [{min_target}, {max_target}] from numbers in "
+                f"[{min_number}, {max_number}]; widen the target range"
+            )
+        count = rng.randint(min_numbers, max_numbers)
+        nums = [rng.randint(min_number, max_number) for _ in range(count)]
+        pool = [Fraction(n) for n in nums]
+        while len(pool) > 1:
+            a = pool.pop(rng.randrange(len(pool)))
+            b = pool.pop(rng.randrange(len(pool)))
+            value = _combine(a, b, rng.choice(_OPS))
+            if value is None:
+                break
+            pool.append(value)
+        if len(pool) != 1 or pool[0].denominator != 1 or not min_target <= pool[0] <= max_target:
+            continue
+        rows_nums.append(nums)
+        rows_target.append(int(pool[0]))
+    return datasets.Dataset.from_dict({"nums": rows_nums, "target": rows_target})
+
+
+def load_countdown(
+    source: str = "hub",
+    *,
+    path: str | None = None,
+    name: str = HUB_DATASET,
+    revision: str | None = None,
+    num_train: int | None = None,
+    num_test: int = TINYZERO_TEST_SIZE,
+    seed: int = 0,
+    generate: dict | None = None,
+) -> datasets.DatasetDict:
+    """Return ``{"train", "test"}`` countdown splits from the hub, a local file, or the generator.
+
+    Hub and local data are split as TinyZero did: the first rows train, the following ``num_test`` test.
+    """
+    if source == "generate":
+        opts = dict(generate or {})
+        n_train = num_train if num_train is not None else 10_000
+        full = generate_countdown(n_train + num_test, seed=seed, **opts)
+    elif source == "hub":
+        full = load_hub(name, split="train", revision=revision)
+        if num_train is None:
+            num_train = TINYZERO_TRAIN_SIZE
+        n_train = num_train
+    elif source == "local":
+        if not path:
+            raise DataError("data.source=local needs data.path=FILE (a .jsonl/.json/.parquet with nums and target)")
+        full = load_local(path, ["nums", "target"])
+        n_train = num_train if num_train is not None else max(len(full) - num_test, 0)
+    else:
+        raise DataError(f"data.source={source!r} is not one of hub, local, generate")
+    check_columns(full, ["nums", "target"], where=path or name)
+    if n_train + num_test > len(full):
+        # Small local files: keep the requested test size and train on the rest.
+        num_test = min(num_test, len(full) // 2)
+        n_train = len(full) - num_test
+    if n_train <= 0:
+        raise DataError(f"{path or name}: {len(full)} rows leave none to train on")
+    return datasets.DatasetDict(
+        train=full.select(range(n_train)),
+        test=full.select(range(n_train, n_train + num_test)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Prompt templates. "r1-chat" is the original TinyZero-TRL README's prompt; "tinyzero-base" is the plain-text
+# prompt TinyZero used for base models; "tiny" is the compact prompt of the countdown-tiny miniature, whose
+# model is too small to spend its context on instructions.
+
+R1_SYSTEM = (
+    "You are a helpful assistant. You first thinks about the reasoning process in the mind and then provides "
+    "the user with the answer."
+)
+R1_USER = (
+    "Using the numbers {numbers}, create an equation that equals {target}. You can use basic arithmetic "
+    "operations (+, -, *, /) one or multiple times but each number can only be used once. Show your work in "
+    "<think> </think> tags. And return the final equation in <answer> </answer> tags, for example "
+    "<answer> (1 + 2) / 3 </answer>. Think step by step inside <think> tags."
+)
+ASSISTANT_PREFILL = "Let me solve this step by step.\n<think>"
+TINYZERO_BASE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
+    "assistant first thinks about the reasoning process in the mind and then provides the user with the answer."
+    "\nUser: Using the numbers {numbers}, create an equation that equals {target}. You can use basic arithmetic "
+    "operations (+, -, *, /) and each number can only be used once. Show your work in <think> </think> tags. "
+    "And return the final answer in <answer> </answer> tags, for example <answer> (1 + 2) / 3 </answer>."
+    "\nAssistant: Let me solve this step by step.\n<think>"
+)
+TINY = "{numbers_plain} = {target}\n<think>"
+
+TEMPLATES = ("r1-chat", "tinyzero-base", "tiny")
+
+
+def countdown_prompt(nums: list[int], target: int, tokenizer=None, template: str = "r1-chat") -> str:
+    """Render one countdown prompt; every template ends inside an open ``<think>`` block."""
+    numbers = list(nums)
+    if template == "r1-chat":
+        if tokenizer is None:
+            raise ValueError("template 'r1-chat' needs a tokenizer with a chat template")
+        messages = [
+            {"role": "system", "content": R1_SYSTEM},
+            {"role": "user", "content": R1_USER.format(numbers=numbers, target=target)},
+            {"role": "assistant", "content": ASSISTANT_PREFILL},
+        ]
+        return tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+    if template == "tinyzero-base":
+        return TINYZERO_BASE.format(numbers=numbers, target=target)
+    if template == "tiny":
+        return TINY.format(numbers_plain=" ".join(str(n) for n in numbers), target=target)
+    raise ValueError(f"unknown countdown template {template!r}; choose one of {list(TEMPLATES)}")
+
+
+def format_countdown(example: dict, tokenizer=None, template: str = "r1-chat") -> dict:
+    """Map a ``{nums, target}`` row to ``{prompt, target, nums}`` for GRPO (the original README's function)."""
+    numbers, target = example["nums"], example["target"]
+    return {"prompt": countdown_prompt(numbers, target, tokenizer, template), "target": target, "nums": numbers}

@@ -1,0 +1,72 @@
+"""Math competition data: MATH-500 for evaluation, a MATH training set, local files, and the prompt format."""
+
+from __future__ import annotations
+
+import datasets
+
+from tinyzero_trl.data.sources import DataError, load_hub, load_local
+
+MATH500 = "HuggingFaceH4/MATH-500"  # columns: problem, solution, answer, subject, level, unique_id
+# The MATH training split in the form open-r1's early GRPO recipes used (problem, solution with \boxed{}).
+MATH_TRAIN = "DigitalLearningGmbH/MATH-lighteval"
+
+# open-r1's instruction for R1-Distill models: reason step by step, box the final answer.
+BOXED_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+
+def format_math(example: dict, system_prompt: str | None, instruction: str | None, tokenizer=None) -> dict:
+    """Format a MATH example as a conversational prompt (the original README's function).
+
+    ``tokenizer`` is accepted for the original signature; the prompt stays a message list so that TRL applies
+    the model's chat template itself.
+    """
+    problem = example["problem"]
+    if instruction is not None:
+        problem = problem + instruction
+    prompt = []
+    if system_prompt is not None:
+        prompt.append({"role": "system", "content": system_prompt})
+    prompt.append({"role": "user", "content": problem})
+    return {"prompt": prompt}
+
+
+def _with_solution(ds: datasets.Dataset, where: str) -> datasets.Dataset:
+    """Ensure a ``solution`` column for the reward: MATH-500 style ``answer`` serves when there is none."""
+    if "solution" in ds.column_names:
+        return ds
+    if "answer" in ds.column_names:
+        return ds.add_column("solution", list(ds["answer"]))
+    raise DataError(f"{where}: needs a 'solution' or an 'answer' column; found {ds.column_names}")
+
+
+def load_math(
+    source: str = "hub",
+    *,
+    path: str | None = None,
+    name: str = MATH_TRAIN,
+    test_name: str = MATH500,
+    revision: str | None = None,
+    num_train: int | None = None,
+    num_test: int | None = None,
+) -> datasets.DatasetDict:
+    """Return ``{"train", "test"}``: a MATH training split and MATH-500 (hub) or a local file split in two."""
+    if source == "hub":
+        train = load_hub(name, split="train", revision=revision)
+        test = load_hub(test_name, split="test")
+    elif source == "local":
+        if not path:
+            raise DataError("data.source=local needs data.path=FILE (a .jsonl with problem and solution/answer)")
+        full = load_local(path, ["problem"])
+        n_test = num_test if num_test is not None else max(1, len(full) // 10)
+        n_test = min(n_test, len(full) - 1) if len(full) > 1 else 0
+        train, test = full.select(range(len(full) - n_test)), full.select(range(len(full) - n_test, len(full)))
+        if len(test) == 0:
+            test = train
+    else:
+        raise DataError(f"data.source={source!r} is not available for math; use hub or local")
+    train, test = _with_solution(train, path or name), _with_solution(test, path or test_name)
+    if num_train is not None:
+        train = train.select(range(min(num_train, len(train))))
+    if num_test is not None:
+        test = test.select(range(min(num_test, len(test))))
+    return datasets.DatasetDict(train=train, test=test)

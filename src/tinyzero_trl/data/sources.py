@@ -1,0 +1,64 @@
+"""Loading tabular task data from the hub or from local files, with errors that say what to do.
+
+Every task loader (countdown, math, multimodal) goes through here so that a missing file, an unknown format
+or a missing column reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+
+LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+class DataError(ValueError):
+    """Task data that cannot be used as given; the message names the file or dataset and the fix."""
+
+
+def load_local(path: str | os.PathLike, required_columns: list[str]) -> datasets.Dataset:
+    """Load a json/jsonl/parquet/csv file as a Dataset and check it has ``required_columns``."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist: set data.path to a .jsonl, .json, .parquet or .csv file")
+    fmt = LOCAL_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"data file {path}: unknown extension {path.suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
+    try:
+        ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
+    except Exception as err:  # datasets raises many types for malformed files; all mean the same to a user
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"data file {path} could not be parsed as {fmt}: {first_line}") from err
+    check_columns(ds, required_columns, where=str(path))
+    return ds
+
+
+def check_columns(ds: datasets.Dataset, required: list[str], *, where: str) -> None:
+    """Raise DataError naming ``where`` if ``ds`` lacks any of ``required``."""
+    missing = [c for c in required if c not in ds.column_names]
+    if missing:
+        raise DataError(
+            f"{where}: missing column(s) {missing}; found {ds.column_names}. "
+            f"Each row needs {required}."
+        )
+    if len(ds) == 0:
+        raise DataError(f"{where}: has no rows")
+
+
+def load_hub(name: str, *, split: str, revision: str | None = None, config: str | None = None) -> datasets.Dataset:
+    """Load a dataset split from the Hugging Face Hub (or its local cache), explaining offline failures."""
+    try:
+        return datasets.load_dataset(name, config, split=split, revision=revision)
+    except Exception as err:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+        hint = (
+            "the hub is unreachable or offline mode is on and the dataset is not cached"
+            if offline or "connect" in str(err).lower() or "offline" in str(err).lower()
+            else str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        )
+        raise DataError(
+            f"could not load dataset {name!r} (split {split!r}) from the hub: {hint}. "
+            "Download it where the hub is reachable (HF_HOME cache), or use data.source=local data.path=FILE"
+        ) from err

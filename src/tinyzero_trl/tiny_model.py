@@ -1,0 +1,80 @@
+"""Random tiny models with a tokenizer built offline, for smoke-testing any recipe without the hub.
+
+``tinyzero-trl tiny-model --arch qwen2 --out DIR`` writes a directory that ``from_pretrained`` loads like a
+hub checkpoint: a few-layer random Qwen2 with a byte-level BPE tokenizer and a ChatML chat template.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# ChatML, the format of Qwen2.5's template, so continue_final_message and system turns behave as on the hub.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'text' %}{{ part['text'] }}"
+    "{% elif part['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                  "<|image_pad|>", "<|video_pad|>", "<think>", "</think>", "<answer>", "</answer>"]
+_CORPUS = [
+    "Using the numbers [3, 7, 12], create an equation that equals 16. <think> 3 + 7 = 10 </think>",
+    "<answer> (1 + 2) / 3 </answer> Let me solve this step by step. The answer is \\boxed{42}.",
+    "You are a helpful assistant. Please reason step by step, and put your final answer within \\boxed{}.",
+    "0123456789 + - * / ( ) = x y z \\frac{1}{2} How many objects are in the image? There are 5 objects.",
+]
+
+
+def build_tokenizer(vocab_size: int = 512):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on a few sentences, with ChatML specials."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=SPECIAL_TOKENS[1:7])
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_qwen2(out: str | Path, *, hidden_size: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """Write a random tiny ``Qwen2ForCausalLM`` plus tokenizer to ``out`` and return the path."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out)
+    tokenizer = build_tokenizer()
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+ARCHS = {"qwen2": build_qwen2}
+
+
+def build_tiny_model(arch: str, out: str | Path, **kwargs) -> Path:
+    """Build a random tiny model of ``arch`` (one of ``ARCHS``) into ``out``."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown --arch {arch!r}; choose one of {sorted(ARCHS)}")
+    return ARCHS[arch](out, **kwargs)

@@ -1,0 +1,201 @@
+"""Check a run against its reproduction's reference curve: a table, ``verify.md`` and a plot per metric.
+
+Exit codes: 0 every check passed, 1 some check failed, 2 the run cannot be judged (missing, corrupt or
+incomplete files; the message names the file and line).
+
+Rules in ``expected.json`` (each check cites its source):
+- ``band``: at each reference step, the run's mean over ``window`` logged steps ending there lies in [low, high].
+- ``final_mean``: the mean of the last ``window`` logged steps lies in [low, high] (either may be null).
+- ``stays_below``: every windowed mean stays at or below ``high`` (negative results).
+- ``rises``: the mean of the last ``window`` steps exceeds that of the first ``window`` steps.
+- ``at_least`` / ``between``: a ``summary.json`` figure (``summary`` names it) is >= low / within [low, high].
+- ``report``: no published number to compare with; the observed value is shown without a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyzero_trl.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics
+from tinyzero_trl.run_dir import read_status
+
+RULES = ("band", "final_mean", "stays_below", "rises", "at_least", "between", "report")
+
+
+class UnusableRun(Exception):
+    """The run cannot be judged (exit 2)."""
+
+
+@dataclass
+class Row:
+    check: str
+    step: str
+    reference: str
+    observed: float | None
+    band: str
+    verdict: str  # PASS, FAIL, INFO
+
+
+def _window_mean(series, end_step: int, window: int) -> float | None:
+    values = [v for s, v in series if s <= end_step][-window:]
+    return sum(values) / len(values) if values else None
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def _band(low, high) -> str:
+    return f"[{_fmt(low) if low is not None else '-inf'}, {_fmt(high) if high is not None else '+inf'}]"
+
+
+def _inside(value, low, high) -> bool:
+    return value is not None and (low is None or value >= low) and (high is None or value <= high)
+
+
+def load_run(run_dir: Path) -> tuple[list[dict], dict]:
+    """Metrics rows and summary of a completed run, or ``UnusableRun`` saying what is wrong."""
+    if not run_dir.is_dir():
+        raise UnusableRun(f"{run_dir}: no such run directory (run `tinyzero-trl reproduce NAME` first)")
+    status = read_status(run_dir)
+    if status.get("status") != "completed":
+        raise UnusableRun(f"{run_dir / 'run.json'}: run status is {status.get('status', 'missing')!r}, not completed")
+    try:
+        rows = read_metrics(run_dir / METRICS_FILE)
+    except MetricsError as err:
+        raise UnusableRun(str(err)) from err
+    last = rows[-1]["step"] if rows else 0
+    expected_last = status.get("global_step")
+    if expected_last is not None and last < expected_last:
+        raise UnusableRun(f"{run_dir / METRICS_FILE}: ends at step {last} but the run reached step {expected_last} "
+                          "(the file was truncated)")
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    return rows, summary
+
+
+def check(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[list[Row], list]:
+    """Apply one check; return its table rows and the series it looked at (for the plot)."""
+    rule = spec.get("rule")
+    if rule not in RULES:
+        raise UnusableRun(f"{where}: rule {rule!r} is not one of {list(RULES)}")
+    name = spec.get("metric") or spec.get("summary")
+    if "summary" in spec:
+        value = summary.get(spec["summary"])
+        if value is None:
+            raise UnusableRun(f"{where}: summary.json has no {spec['summary']!r} (did the reproduction finish?)")
+        low, high = spec.get("low"), spec.get("high") if rule == "between" else None
+        verdict = "INFO" if rule == "report" else ("PASS" if _inside(value, low, high) else "FAIL")
+        return [Row(name, "final", _fmt(spec.get("value")), value, _band(low, high), verdict)], []
+    series = metric_series(rows, name)
+    if not series:
+        raise UnusableRun(f"{where}: metric {name!r} never logged in {METRICS_FILE}")
+    window = int(spec.get("window", 1))
+    last_step = series[-1][0]
+    out = []
+    if rule == "band":
+        for point in spec["points"]:
+            if point["step"] > last_step:
+                raise UnusableRun(f"{where}: reference step {point['step']} is past the run's last step {last_step}")
+            obs = _window_mean(series, point["step"], window)
+            ok = _inside(obs, point.get("low"), point.get("high"))
+            out.append(Row(name, str(point["step"]), _fmt(point.get("value")), obs,
+                           _band(point.get("low"), point.get("high")), "PASS" if ok else "FAIL"))
+    elif rule in ("final_mean", "report"):
+        obs = _window_mean(series, last_step, window)
+        low, high = spec.get("low"), spec.get("high")
+        verdict = "INFO" if rule == "report" else ("PASS" if _inside(obs, low, high) else "FAIL")
+        out.append(Row(name, f"last {window}", _fmt(spec.get("value")), obs, _band(low, high), verdict))
+    elif rule == "stays_below":
+        means = [_window_mean(series, s, window) for s, _ in series]
+        worst = max(means)
+        out.append(Row(name, "all", _fmt(spec.get("high")), worst, _band(None, spec["high"]),
+                       "PASS" if worst <= spec["high"] else "FAIL"))
+    elif rule == "rises":
+        first = sum(v for _, v in series[:window]) / len(series[:window])
+        final = _window_mean(series, last_step, window)
+        out.append(Row(name, f"last {window} vs first {window}", _fmt(first), final, f"> {first:.3f}",
+                       "PASS" if final > first else "FAIL"))
+    return out, series
+
+
+def plot(path: Path, name: str, series, spec: dict, verdict: str) -> None:
+    """The run's curve over the reference band (or threshold) for one metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    steps, values = zip(*series)
+    ax.plot(steps, values, color="#1f77b4", alpha=0.35, lw=1, label="run (per step)")
+    window = int(spec.get("window", 1))
+    smooth = [_window_mean(series, s, window) for s in steps]
+    ax.plot(steps, smooth, color="#1f77b4", lw=2, label=f"run (mean of {window})")
+    if spec.get("rule") == "band":
+        pts = spec["points"]
+        xs = [p["step"] for p in pts]
+        lo = [p.get("low", -math.inf) for p in pts]
+        hi = [p.get("high", math.inf) for p in pts]
+        ax.fill_between(xs, lo, hi, color="#ff7f0e", alpha=0.25, label="reference band")
+        if all("value" in p for p in pts):
+            ax.plot(xs, [p["value"] for p in pts], "o--", color="#ff7f0e", lw=1, label="reference")
+    elif spec.get("rule") in ("stays_below", "final_mean") and spec.get("high") is not None:
+        ax.axhline(spec["high"], color="#d62728", ls="--", label="upper bound")
+    if spec.get("rule") == "final_mean" and spec.get("low") is not None:
+        ax.axhline(spec["low"], color="#2ca02c", ls="--", label="lower bound")
+    ax.set_xlabel("step")
+    ax.set_ylabel(name)
+    ax.set_title(f"{name}: {verdict}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def verify_run(expected_path: Path, run_dir: Path) -> tuple[str, list[Row]]:
+    """Verify ``run_dir`` against ``expected_path``; write ``verify.md`` and plots; return (verdict, rows)."""
+    try:
+        expected = json.loads(expected_path.read_text())
+    except (OSError, ValueError) as err:
+        raise UnusableRun(f"{expected_path}: unreadable reference ({err})") from err
+    rows, summary = load_run(run_dir)
+    table: list[Row] = []
+    images = []
+    for i, spec in enumerate(expected.get("checks", [])):
+        where = f"{expected_path} checks[{i}]"
+        found, series = check(spec, rows, summary, where)
+        table += found
+        if series:
+            verdict = "FAIL" if any(r.verdict == "FAIL" for r in found) else "PASS"
+            image = run_dir / f"verify-{re.sub(r'[^A-Za-z0-9]+', '_', spec['metric']).strip('_')}.png"
+            plot(image, spec["metric"], series, spec, verdict if spec["rule"] != "report" else "reported")
+            images.append(image.name)
+    verdict = "FAIL" if any(r.verdict == "FAIL" for r in table) else "PASS"
+    _write_report(run_dir / "verify.md", expected, table, images, verdict)
+    return verdict, table
+
+
+def format_table(table: list[Row]) -> str:
+    """The verification table as aligned text."""
+    head = ("check", "step", "reference", "observed", "band", "verdict")
+    body = [(r.check, r.step, r.reference, _fmt(r.observed), r.band, r.verdict) for r in table]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in (head, *body)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _write_report(path: Path, expected: dict, table: list[Row], images: list[str], verdict: str) -> None:
+    lines = [f"# Verification: {expected.get('reproduction', path.parent.name)}: **{verdict}**", "",
+             "| check | step | reference | observed | band | verdict |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r.check} | {r.step} | {r.reference} | {_fmt(r.observed)} | {r.band} | {r.verdict} |" for r in table]
+    lines += ["", *[f"![{name}]({name})" for name in images], "", "Sources of the reference numbers:", ""]
+    for spec in expected.get("checks", []):
+        lines.append(f"- {spec.get('metric') or spec.get('summary')}: {spec.get('source', 'no source given')}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
