@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 from pathlib import Path
 
@@ -23,21 +23,31 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args) -> int:
-    from tinyzero_trl.launch import LaunchPlan
+    from tinyzero_trl import launch
 
     overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
-    plan = LaunchPlan(overrides=overrides, accelerate=args.accelerate, num_processes=args.num_processes or 1,
-                      num_machines=args.num_machines, machine_rank=args.machine_rank,
-                      main_process_ip=args.main_process_ip, main_process_port=args.main_process_port)
-    if args.dry_run:
+    plan = launch.LaunchPlan(overrides=overrides, accelerate=args.accelerate,
+                             num_processes=args.num_processes or args.num_machines,
+                             num_machines=args.num_machines, machine_rank=args.machine_rank,
+                             main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,
+                             vllm_server_url=args.vllm_server_url)
+    resolved = None
+    if args.dry_run or args.vllm_gpus or args.vllm_server_only:  # the recipe names the model vLLM serves
         from tinyzero_trl.config import compose, validate
+
+        resolved = compose(overrides)
+        validate(resolved)
+    if args.vllm_server_only:
+        _, gpus = launch.split_gpus(0, args.vllm_gpus or 1, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        return launch.serve_only(launch.vllm_server_for(resolved, gpus, args.vllm_port))
+    if args.vllm_gpus:
+        launch.add_vllm_server(plan, resolved, args.vllm_gpus, args.vllm_port)
+    if args.dry_run:
         from tinyzero_trl.scale import describe_plan
 
-        validate(compose(overrides))
-        print(describe_plan(plan, compose(overrides)))
+        print(describe_plan(plan, resolved))
         return 0
-    print("[tinyzero-trl] " + plan.shell(), flush=True)
-    return subprocess.call(plan.command())
+    return launch.run_plan(plan)
 
 
 def cmd_evaluate(args) -> int:
@@ -106,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_launch_args(p)
     p.add_argument("--fresh", action="store_true", help="set an existing run directory aside instead of resuming")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan and exit")
+    p.add_argument("--vllm-gpus", type=int, default=0, metavar="K",
+                   help="vllm_mode=server: start `vllm serve` on the last K GPUs of this machine (tensor parallel "
+                        "K), train on the first --num-processes, stop the server at the end")
+    p.add_argument("--vllm-port", type=int, default=8000)
+    p.add_argument("--vllm-server-url", default=None, metavar="URL",
+                   help="a vLLM server started elsewhere, e.g. http://NODE:8000 (multi-node runs)")
+    p.add_argument("--vllm-server-only", action="store_true",
+                   help="run only the recipe's vLLM server here, in the foreground, on --vllm-gpus GPUs")
     p.add_argument("overrides", nargs="*", help="e.g. +countdown=grpo-qwen-2.5-3b-base model.name_or_path=DIR")
     p.set_defaults(func=cmd_train)
 

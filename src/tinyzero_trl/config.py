@@ -52,6 +52,8 @@ class DataConfig:
     system_prompt: str | None = None
     instruction: str | None = None
     generate: dict = field(default_factory=dict)  # generator arguments for source=generate
+    min_pixels: int | None = None  # multimodal: pixel bounds an image is resized into (Qwen2-VL processor)
+    max_pixels: int | None = None
 
 
 @dataclass

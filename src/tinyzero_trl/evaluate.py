@@ -114,24 +114,40 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
         raise FileNotFoundError(f"--model_path {model_path}: no config.json there (not a saved model directory)")
     torch.manual_seed(seed)
     data_cfg = run_data_config(task, model_path, data_overrides)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if task == "multimodal":  # images need the model's processor; its tokenizer decodes
+        from tinyzero_trl.vlm import load_processor
+
+        processing_class = load_processor(model_path)
+        tokenizer = processing_class.tokenizer
+    else:
+        processing_class = tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    test = load_task_data(data_cfg, tokenizer, seed=seed)["test"]
+    test = load_task_data(data_cfg, processing_class, seed=seed)["test"]
     if limit is not None:
         test = test.select(range(min(limit, len(test))))
-    texts = _prompt_texts(test["prompt"], tokenizer)
     temperature = (0.0 if num_samples == 1 else 1.0) if temperature is None else temperature
-    backend = pick_backend(backend)
-    if backend == "vllm":
+    backend = "hf" if task == "multimodal" else pick_backend(backend)  # vLLM: text prompts only here
+    if task == "multimodal":
+        from transformers import AutoModelForImageTextToText
+
+        from tinyzero_trl.vlm import generate_multimodal
+
+        model = AutoModelForImageTextToText.from_pretrained(model_path).eval()
+        completions = generate_multimodal(model, processing_class, test["prompt"], test["image"],
+                                          num_samples=num_samples, max_new_tokens=max_new_tokens,
+                                          temperature=temperature, batch_size=batch_size, progress=progress)
+    elif backend == "vllm":
+        texts = _prompt_texts(test["prompt"], tokenizer)
         completions = generate_vllm(model_path, texts, num_samples=num_samples, max_new_tokens=max_new_tokens,
                                     temperature=temperature)
     else:
+        texts = _prompt_texts(test["prompt"], tokenizer)
         model = AutoModelForCausalLM.from_pretrained(model_path).eval()
         completions = generate_hf(model, tokenizer, texts, num_samples=num_samples, max_new_tokens=max_new_tokens,
                                   temperature=temperature, batch_size=batch_size, progress=progress)
     scorer = REWARDS[SCORERS[task]]
-    columns = [c for c in test.column_names if c != "prompt"]
+    columns = [c for c in test.column_names if c not in ("prompt", "image")]  # images stay out of the JSON
     items, total = [], 0.0
     for i, samples in enumerate(completions):
         row = {c: test[i][c] for c in columns}

@@ -65,11 +65,11 @@ class Reproduction:
             known = ", ".join(list_reproductions()) or "none"
             raise FileNotFoundError(f"no reproduction named {name!r} in {root}; known: {known}")
         raw = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-        fields = {f for f in cls.__dataclass_fields__} - {"folder"}
+        fields = {f for f in cls.__dataclass_fields__} - {"folder", "name"}
         unknown = set(raw) - fields
         if unknown:
             raise ValueError(f"{folder / 'config.yaml'}: unknown keys {sorted(unknown)}; valid: {sorted(fields)}")
-        return cls(folder=folder, **raw)
+        return cls(name=name, folder=folder, **raw)
 
     def hydra_overrides(self, output_dir: Path, extra: list[str]) -> list[str]:
         """Recipe, pinned overrides, revisions, the run directory, then the user's overrides (last wins)."""

@@ -1,7 +1,8 @@
 """Random tiny models with a tokenizer built offline, for smoke-testing any recipe without the hub.
 
-``tinyzero-trl tiny-model --arch qwen2 --out DIR`` writes a directory that ``from_pretrained`` loads like a
-hub checkpoint: a few-layer random Qwen2 with a byte-level BPE tokenizer and a ChatML chat template.
+``tinyzero-trl tiny-model --arch qwen2|qwen2-vl --out DIR`` writes a directory that ``from_pretrained`` loads
+like a hub checkpoint: a few-layer random Qwen2 (or Qwen2-VL with a processor) with a byte-level BPE tokenizer
+and a ChatML chat template.
 """
 
 from __future__ import annotations
@@ -70,7 +71,54 @@ def build_qwen2(out: str | Path, *, hidden_size: int = 32, layers: int = 2, seed
     return out
 
 
-ARCHS = {"qwen2": build_qwen2}
+def build_qwen2_vl(out: str | Path, *, hidden_size: int = 32, layers: int = 2, vision_dim: int = 32,
+                   vision_depth: int = 1, image_side: int = 56, seed: int = 0) -> Path:
+    """Write a random tiny ``Qwen2VLForConditionalGeneration`` plus ``Qwen2VLProcessor`` to ``out``.
+
+    Qwen2-VL's geometry is kept (patch 14, 2x2 merge, temporal patch 2, M-RoPE) so TRL exercises the real code
+    paths; the processor resizes every image to about ``image_side`` squared pixels, so a 56x56 image is 16
+    patches and 4 image tokens, cheap enough for CPU tests.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+
+    from tinyzero_trl.vlm import qwen2_vl_video_processor
+
+    out = Path(out)
+    tokenizer = build_tokenizer()
+    token = tokenizer.convert_tokens_to_ids
+    heads = 4
+    half_head = hidden_size // heads // 2  # M-RoPE splits each head's rotary half into (time, height, width)
+    text_config = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2, max_position_embeddings=2048,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                         "mrope_section": [half_head - 2 * (half_head // 4), half_head // 4, half_head // 4]},
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+    )
+    vision_config = dict(depth=vision_depth, embed_dim=vision_dim, hidden_size=hidden_size, num_heads=2,
+                         mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+    config = Qwen2VLConfig(
+        text_config=text_config, vision_config=vision_config, tie_word_embeddings=True,
+        image_token_id=token("<|image_pad|>"), video_token_id=token("<|video_pad|>"),
+        vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"),
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    pixels = image_side * image_side
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=pixels, max_pixels=pixels, patch_size=14, merge_size=2,
+                                               temporal_patch_size=2)
+    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                 video_processor=qwen2_vl_video_processor(), chat_template=CHAT_TEMPLATE)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+ARCHS = {"qwen2": build_qwen2, "qwen2-vl": build_qwen2_vl}
 
 
 def build_tiny_model(arch: str, out: str | Path, **kwargs) -> Path:

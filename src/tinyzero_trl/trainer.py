@@ -15,7 +15,13 @@ from accelerate import PartialState
 from tinyzero_trl.config import ConfigError, RunConfig
 from tinyzero_trl.metrics import MetricsCallback
 from tinyzero_trl.run_dir import (
-    CONFIG_FILE, ENV_FILE, environment, latest_checkpoint, set_aside, update_status, write_json,
+    CONFIG_FILE,
+    ENV_FILE,
+    environment,
+    latest_checkpoint,
+    set_aside,
+    update_status,
+    write_json,
 )
 
 _PATH_PREFIXES = ("/", "./", "../", "~")
@@ -44,11 +50,13 @@ def check_model(model_cfg) -> None:
 
 def load_processing_class(model_cfg, task: str):
     """The tokenizer (text tasks) or processor (multimodal), with a pad token GRPO can batch with."""
-    from transformers import AutoProcessor, AutoTokenizer
+    from transformers import AutoTokenizer
 
     kwargs = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
     if task == "multimodal":
-        processor = AutoProcessor.from_pretrained(model_cfg.name_or_path, **kwargs)
+        from tinyzero_trl.vlm import load_processor  # AutoProcessor, or image-only where torchvision is missing
+
+        processor = load_processor(model_cfg.name_or_path, **kwargs)
         tokenizer = processor.tokenizer
     else:
         processor = tokenizer = AutoTokenizer.from_pretrained(model_cfg.name_or_path, **kwargs)
@@ -92,7 +100,9 @@ def build_trainer(cfg: RunConfig, *, resolved: dict | None = None):
     from tinyzero_trl.data import load_task_data
     from tinyzero_trl.rewards import get_reward_funcs
 
-    state = PartialState()
+    # cpu= as TrainingArguments will say: without it a GPU-less multi-process run finds no backend and every
+    # rank believes it is the main process until GRPOConfig re-creates the state (gloo).
+    state = PartialState(cpu=bool(cfg.training.get("use_cpu", False)))
     out = Path(cfg.training["output_dir"])
     with state.main_process_first():  # rank 0 sets aside an old run before the others look for checkpoints
         if state.is_main_process and cfg.fresh:
@@ -130,7 +140,7 @@ def train(cfg: RunConfig, *, resolved: dict | None = None) -> Path:
     ``run.json`` reads ``running`` while training, ``completed`` after the final model is saved, and ``failed``
     with the error otherwise, so verification never mistakes a crashed run for a finished one.
     """
-    state = PartialState()
+    state = PartialState(cpu=bool(cfg.training.get("use_cpu", False)))
     out = Path(cfg.training["output_dir"])
     trainer, checkpoint = build_trainer(cfg, resolved=resolved)
     if state.is_main_process:

@@ -88,7 +88,8 @@ def check(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[list
         value = summary.get(spec["summary"])
         if value is None:
             raise UnusableRun(f"{where}: summary.json has no {spec['summary']!r} (did the reproduction finish?)")
-        low, high = spec.get("low"), spec.get("high") if rule == "between" else None
+        low = spec.get("low")
+        high = spec.get("high") if rule == "between" else None
         verdict = "INFO" if rule == "report" else ("PASS" if _inside(value, low, high) else "FAIL")
         return [Row(name, "final", _fmt(spec.get("value")), value, _band(low, high), verdict)], []
     series = metric_series(rows, name)
@@ -123,8 +124,8 @@ def check(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[list
     return out, series
 
 
-def plot(path: Path, name: str, series, spec: dict, verdict: str) -> None:
-    """The run's curve over the reference band (or threshold) for one metric."""
+def plot(path: Path, name: str, series, specs: list[dict], verdict: str) -> None:
+    """The run's curve over every reference band and bound that the checks of one metric set."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,21 +134,24 @@ def plot(path: Path, name: str, series, spec: dict, verdict: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     steps, values = zip(*series)
     ax.plot(steps, values, color="#1f77b4", alpha=0.35, lw=1, label="run (per step)")
-    window = int(spec.get("window", 1))
+    window = max(int(s.get("window", 1)) for s in specs)
     smooth = [_window_mean(series, s, window) for s in steps]
     ax.plot(steps, smooth, color="#1f77b4", lw=2, label=f"run (mean of {window})")
-    if spec.get("rule") == "band":
-        pts = spec["points"]
-        xs = [p["step"] for p in pts]
-        lo = [p.get("low", -math.inf) for p in pts]
-        hi = [p.get("high", math.inf) for p in pts]
-        ax.fill_between(xs, lo, hi, color="#ff7f0e", alpha=0.25, label="reference band")
-        if all("value" in p for p in pts):
-            ax.plot(xs, [p["value"] for p in pts], "o--", color="#ff7f0e", lw=1, label="reference")
-    elif spec.get("rule") in ("stays_below", "final_mean") and spec.get("high") is not None:
-        ax.axhline(spec["high"], color="#d62728", ls="--", label="upper bound")
-    if spec.get("rule") == "final_mean" and spec.get("low") is not None:
-        ax.axhline(spec["low"], color="#2ca02c", ls="--", label="lower bound")
+    for spec in specs:
+        if spec["rule"] == "band":
+            pts = spec["points"]
+            xs = [p["step"] for p in pts]
+            lo = [p.get("low", -math.inf) for p in pts]
+            hi = [p.get("high", math.inf) for p in pts]
+            ax.fill_between(xs, lo, hi, color="#ff7f0e", alpha=0.25, label="reference band")
+            ax.errorbar(xs, [(a + b) / 2 for a, b in zip(lo, hi)], yerr=[(b - a) / 2 for a, b in zip(lo, hi)],
+                        fmt="none", ecolor="#ff7f0e", capsize=4)
+            if all("value" in p for p in pts):
+                ax.plot(xs, [p["value"] for p in pts], "o--", color="#ff7f0e", lw=1, label="reference")
+        if spec["rule"] in ("stays_below", "final_mean") and spec.get("high") is not None:
+            ax.axhline(spec["high"], color="#d62728", ls="--", label="upper bound")
+        if spec["rule"] == "final_mean" and spec.get("low") is not None:
+            ax.axhline(spec["low"], color="#2ca02c", ls="--", label="lower bound")
     ax.set_xlabel("step")
     ax.set_ylabel(name)
     ax.set_title(f"{name}: {verdict}")
@@ -166,16 +170,21 @@ def verify_run(expected_path: Path, run_dir: Path) -> tuple[str, list[Row]]:
         raise UnusableRun(f"{expected_path}: unreadable reference ({err})") from err
     rows, summary = load_run(run_dir)
     table: list[Row] = []
-    images = []
+    per_metric: dict[str, tuple[list, list[dict], list[Row]]] = {}
     for i, spec in enumerate(expected.get("checks", [])):
-        where = f"{expected_path} checks[{i}]"
-        found, series = check(spec, rows, summary, where)
+        found, series = check(spec, rows, summary, f"{expected_path} checks[{i}]")
         table += found
         if series:
-            verdict = "FAIL" if any(r.verdict == "FAIL" for r in found) else "PASS"
-            image = run_dir / f"verify-{re.sub(r'[^A-Za-z0-9]+', '_', spec['metric']).strip('_')}.png"
-            plot(image, spec["metric"], series, spec, verdict if spec["rule"] != "report" else "reported")
-            images.append(image.name)
+            entry = per_metric.setdefault(spec["metric"], (series, [], []))
+            entry[1].append(spec)
+            entry[2].extend(found)
+    images = []
+    for name, (series, specs, found) in per_metric.items():
+        verdicts = {r.verdict for r in found}
+        verdict = "FAIL" if "FAIL" in verdicts else "PASS" if "PASS" in verdicts else "reported, no reference"
+        image = run_dir / f"verify-{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}.png"
+        plot(image, name, series, specs, verdict)
+        images.append(image.name)
     verdict = "FAIL" if any(r.verdict == "FAIL" for r in table) else "PASS"
     _write_report(run_dir / "verify.md", expected, table, images, verdict)
     return verdict, table

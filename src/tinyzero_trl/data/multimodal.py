@@ -1,0 +1,186 @@
+"""Multimodal (image + question) tasks: CLEVR counting and geometry from the hub, local files, and synthetic shapes.
+
+Every row ends up as TRL 1.16's GRPOTrainer expects vision data: a conversational ``prompt`` whose user turn
+holds an ``{"type": "image"}`` placeholder before the question text, an ``image`` column (one PIL image per
+row, which TRL puts into the placeholder), and ``solution``, the bare gold answer the rewards read
+(``count_accuracy`` for counting, ``math_accuracy`` for geometry).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import datasets
+
+from tinyzero_trl.data.sources import DataError, check_columns, load_hub, load_local
+
+CLEVR_DATASET = "leonardPKU/clevr_cogen_a_train"  # R1-V's CLEVR-70k: image, problem, solution ("<answer> N </answer>")
+# R1-V src/r1-v/src/open_r1/grpo.py QUESTION_TEMPLATE, less "{Question}" (two spaces are R1-V's own).
+COUNT_INSTRUCTION = "  Output the thinking process in <think> </think> and final answer (number) in <answer> </answer> tags."
+DEFAULT_NUM_TEST = 200  # rows held out of a hub or local set that ships one split (ours; no source split them)
+DEFAULT_NUM_TRAIN_GENERATED = 1000
+COLUMNS = ["image", "problem", "solution"]
+
+COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30)}
+SHAPES = ("circle", "square", "triangle")
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def gold_answer(solution) -> str:
+    """The bare gold answer: the text of the last ``<answer>...</answer>`` (R1-V's form), else the value itself."""
+    text = str(solution)
+    found = _ANSWER_RE.findall(text)
+    return (found[-1] if found else text).strip()
+
+
+def _draw(draw, shape: str, box: tuple[int, int, int, int], fill) -> None:
+    x0, y0, x1, y1 = box
+    if shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif shape == "square":
+        draw.rectangle(box, fill=fill)
+    else:
+        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=fill)
+
+
+def render_scene(objects: list[tuple[str, str, int]], *, size: int = 56, grid: int = 3, background=(235, 235, 235)):
+    """Draw ``(color, shape, cell)`` objects on a ``grid`` x ``grid`` layout; cells never overlap, so counts are exact."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    cell = size / grid
+    margin = max(1, int(cell * 0.15))
+    for color, shape, index in objects:
+        row, col = divmod(index, grid)
+        box = (int(col * cell) + margin, int(row * cell) + margin,
+               int((col + 1) * cell) - margin - 1, int((row + 1) * cell) - margin - 1)
+        _draw(draw, shape, box, COLORS[color])
+    return image
+
+
+def generate_shapes(num_samples: int, *, seed: int = 0, size: int = 56, grid: int = 3, min_objects: int = 1,
+                    max_objects: int = 6, colors: list[str] | None = None,
+                    shapes: list[str] | None = None) -> datasets.Dataset:
+    """``num_samples`` synthetic counting scenes with ``image``, ``problem``, ``solution`` (the count as text).
+
+    The same arguments give the same rows. Each scene puts ``min_objects``..``max_objects`` shapes in distinct
+    grid cells and asks for all objects, one color or one shape; the gold count comes from the scene itself.
+    """
+    colors = list(colors or COLORS)
+    shapes = list(shapes or SHAPES)
+    unknown = [c for c in colors if c not in COLORS] + [s for s in shapes if s not in SHAPES]
+    if unknown:
+        raise DataError(f"data.generate: unknown colors/shapes {unknown}; known {sorted(COLORS)} and {list(SHAPES)}")
+    if not 1 <= min_objects <= max_objects <= grid * grid:
+        raise DataError(f"data.generate: need 1 <= min_objects <= max_objects <= grid*grid ({grid * grid})")
+    rng = random.Random(seed)
+    rows: dict[str, list] = {"image": [], "problem": [], "solution": [], "color": [], "shape": []}
+    for _ in range(num_samples):
+        cells = rng.sample(range(grid * grid), rng.randint(min_objects, max_objects))
+        objects = [(rng.choice(colors), rng.choice(shapes), cell) for cell in cells]
+        kind = rng.choice(("all", "color", "shape"))
+        # Ask about a color or shape that is in the scene, so counts are >= 1 as in CLEVR's counting questions.
+        color = rng.choice(objects)[0] if kind == "color" else ""
+        shape = rng.choice(objects)[1] if kind == "shape" else ""
+        if kind == "color":
+            count, question = sum(o[0] == color for o in objects), f"How many {color} objects are there?"
+        elif kind == "shape":
+            count, question = sum(o[1] == shape for o in objects), f"How many {shape}s are there?"
+        else:
+            count, question = len(objects), "How many objects are there?"
+        rows["image"].append(render_scene(objects, size=size, grid=grid))
+        rows["problem"].append(question)
+        rows["solution"].append(str(count))
+        rows["color"].append(color)
+        rows["shape"].append(shape)
+    features = datasets.Features({"image": datasets.Image(), "problem": datasets.Value("string"),
+                                  "solution": datasets.Value("string"), "color": datasets.Value("string"),
+                                  "shape": datasets.Value("string")})
+    return datasets.Dataset.from_dict(rows, features=features)
+
+
+def multimodal_prompt(problem: str, instruction: str | None = None, system_prompt: str | None = None) -> list[dict]:
+    """R1-V's conversation: an optional system turn, then a user turn of an image placeholder and the question.
+
+    Every content is a part list (not a string) so that all rows share one Arrow type; TRL fills the
+    ``{"type": "image"}`` placeholder with the row's ``image``.
+    """
+    text = problem + (COUNT_INSTRUCTION if instruction is None else instruction)
+    prompt = [{"role": "system", "content": [{"type": "text", "text": system_prompt}]}] if system_prompt else []
+    prompt.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]})
+    return prompt
+
+
+def _load_local_images(path: str) -> datasets.Dataset:
+    """A jsonl/json/parquet/csv of ``{image: path, problem, solution}``; relative image paths are from the file's folder."""
+    ds = load_local(path, COLUMNS)
+    if ds.features["image"] == datasets.Value("string"):
+        root = Path(path).expanduser().resolve().parent
+        missing = [p for p in ds["image"] if not (root / p).is_file()]
+        if missing:
+            raise DataError(f"{path}: {len(missing)} image file(s) not found, e.g. {missing[0]!r} (paths are "
+                            f"relative to {root})")
+        ds = ds.map(lambda p: {"image": str(root / p)}, input_columns=["image"])
+        ds = ds.cast_column("image", datasets.Image())
+    return ds
+
+
+def _split(full: datasets.Dataset, num_train: int | None, num_test: int | None, where: str) -> datasets.DatasetDict:
+    """The last ``num_test`` rows test, the first ``num_train`` of the rest train (small files keep half for training)."""
+    n_test = DEFAULT_NUM_TEST if num_test is None else num_test
+    n_test = min(n_test, len(full) // 2)
+    n_rest = len(full) - n_test
+    n_train = n_rest if num_train is None else min(num_train, n_rest)
+    if n_train <= 0:
+        raise DataError(f"{where}: {len(full)} rows leave none to train on")
+    test = full.select(range(n_rest, len(full))) if n_test else full.select(range(0))
+    return datasets.DatasetDict(train=full.select(range(n_train)), test=test)
+
+
+def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.DatasetDict:
+    """Train/test splits for ``data.task == "multimodal"`` with ``prompt``, ``image`` and ``solution`` columns.
+
+    ``data.source``: ``hub`` (``data.name``, default R1-V's CLEVR-70k), ``local`` (a file of image paths,
+    problems and solutions) or ``generate`` (synthetic shapes from ``data.generate``, deterministic in
+    ``seed``). ``data.instruction`` follows the question (default: R1-V's counting instruction). When
+    ``processing_class`` is an image processor-bearing processor, ``data.min_pixels``/``max_pixels`` are
+    applied to it, as R1-V passed them to its processor.
+    """
+    if data.template is not None:
+        raise DataError("data.template is not used by the multimodal task; set data.instruction instead")
+    _apply_pixel_limits(processing_class, getattr(data, "min_pixels", None), getattr(data, "max_pixels", None))
+    where = data.path or data.name or CLEVR_DATASET
+    if data.source == "generate":
+        opts = dict(data.generate or {})
+        n_train = data.num_train if data.num_train is not None else DEFAULT_NUM_TRAIN_GENERATED
+        n_test = data.num_test if data.num_test is not None else DEFAULT_NUM_TEST
+        # Disjoint seeds for the two splits, so the test scenes are not drawn from the training stream.
+        splits = datasets.DatasetDict(train=generate_shapes(n_train, seed=seed, **opts),
+                                      test=generate_shapes(n_test, seed=seed + 1_000_003, **opts))
+    elif data.source == "hub":
+        full = load_hub(where, split="train", revision=data.revision)
+        check_columns(full, COLUMNS, where=where)
+        splits = _split(full.select_columns(COLUMNS), data.num_train, data.num_test, where)
+    elif data.source == "local":
+        if not data.path:
+            raise DataError("data.source=local needs data.path=FILE (a .jsonl with image, problem, solution)")
+        splits = _split(_load_local_images(data.path).select_columns(COLUMNS), data.num_train, data.num_test, where)
+    else:
+        raise DataError(f"data.source={data.source!r} is not one of hub, local, generate")
+    # input_columns: only the text is read, so the images are not decoded and re-encoded by the map.
+    return splits.map(
+        lambda problem, solution: {"prompt": multimodal_prompt(problem, data.instruction, data.system_prompt),
+                                   "solution": gold_answer(solution)},
+        input_columns=["problem", "solution"],
+    )
+
+
+def _apply_pixel_limits(processing_class, min_pixels: int | None, max_pixels: int | None) -> None:
+    if processing_class is None or (min_pixels is None and max_pixels is None):
+        return
+    from tinyzero_trl.vlm import set_pixel_limits
+
+    set_pixel_limits(processing_class, min_pixels=min_pixels, max_pixels=max_pixels)

@@ -1,0 +1,112 @@
+from fractions import Fraction
+from itertools import permutations
+
+import pytest
+
+from tinyzero_trl.data.countdown import (
+    ASSISTANT_PREFILL,
+    countdown_prompt,
+    format_countdown,
+    generate_countdown,
+    load_countdown,
+)
+from tinyzero_trl.data.sources import DataError
+
+
+def solvable(nums, target) -> bool:
+    """Brute force over every binary tree of every ordering, exact arithmetic (an independent check)."""
+    def values(items):
+        if len(items) == 1:
+            yield items[0]
+            return
+        for i in range(1, len(items)):
+            for a in values(items[:i]):
+                for b in values(items[i:]):
+                    yield a + b
+                    yield a - b
+                    yield a * b
+                    if b != 0:
+                        yield a / b
+
+    return any(v == target for perm in permutations(Fraction(n) for n in nums) for v in values(list(perm)))
+
+
+def test_generated_tasks_are_solvable_and_in_range():
+    ds = generate_countdown(60, seed=3)
+    assert ds.column_names == ["nums", "target"]
+    assert {len(n) for n in ds["nums"]} == {3, 4}  # the default mixes 3- and 4-number tasks
+    for nums, target in zip(ds["nums"], ds["target"]):
+        assert all(1 <= n <= 99 for n in nums) and 10 <= target <= 100
+        assert solvable(nums, target), (nums, target)
+
+
+def test_same_seed_same_rows_other_seed_other_rows():
+    assert generate_countdown(20, seed=1).to_dict() == generate_countdown(20, seed=1).to_dict()
+    assert generate_countdown(20, seed=1).to_dict() != generate_countdown(20, seed=2).to_dict()
+
+
+def test_generator_options_are_respected():
+    ds = generate_countdown(30, seed=0, min_numbers=3, max_numbers=3, max_number=9, min_target=1, max_target=30)
+    assert all(len(n) == 3 and max(n) <= 9 for n in ds["nums"])
+    assert all(1 <= t <= 30 for t in ds["target"])
+
+
+def test_impossible_ranges_raise_instead_of_looping():
+    with pytest.raises(ValueError, match="widen"):
+        generate_countdown(5, min_numbers=2, max_numbers=2, max_number=1, min_target=50, max_target=60)
+
+
+def test_default_prompt_is_the_original_readme_prompt(tiny_tokenizer):
+    out = format_countdown({"nums": [3, 7, 12], "target": 16}, tiny_tokenizer)
+    assert out["target"] == 16 and out["nums"] == [3, 7, 12]
+    assert "Using the numbers [3, 7, 12], create an equation that equals 16." in out["prompt"]
+    assert "You are a helpful assistant. You first thinks" in out["prompt"]
+    # continue_final_message: the prefilled assistant turn is left open, ending in <think>
+    assert out["prompt"].endswith(ASSISTANT_PREFILL)
+
+
+def test_tinyzero_base_template_is_plain_text():
+    prompt = countdown_prompt([1, 2], 3, template="tinyzero-base")
+    assert prompt.startswith("A conversation between User and Assistant.")
+    assert "\nAssistant: Let me solve this step by step.\n<think>" in prompt
+
+
+def test_unknown_template_names_the_choices():
+    with pytest.raises(ValueError, match="tinyzero-base"):
+        countdown_prompt([1, 2], 3, template="nope")
+
+
+def test_generated_splits_take_train_then_test_rows():
+    splits = load_countdown("generate", num_train=30, num_test=10, seed=5)
+    full = generate_countdown(40, seed=5)
+    assert splits["train"]["nums"] == full["nums"][:30]
+    assert splits["test"]["nums"] == full["nums"][30:]
+
+
+def test_local_file_missing_column_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"nums": [1, 2]}\n{"nums": [3, 4]}\n')
+    with pytest.raises(DataError, match="target"):
+        load_countdown("local", path=str(path))
+
+
+def test_local_file_missing_or_malformed(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_countdown("local", path=str(tmp_path / "none.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"nums": [1, 2], "target": 3}\n{this is not json\n')
+    with pytest.raises(DataError, match="could not be parsed"):
+        load_countdown("local", path=str(bad))
+
+
+def test_local_jsonl_is_split_train_then_test(tmp_path):
+    rows = generate_countdown(12, seed=0)
+    path = tmp_path / "tasks.jsonl"
+    rows.to_json(str(path))
+    splits = load_countdown("local", path=str(path), num_test=4)
+    assert len(splits["train"]) == 8 and splits["test"]["nums"] == rows["nums"][8:]
+
+
+def test_hub_offline_gives_a_clear_error():
+    with pytest.raises(DataError, match="data.source=local"):
+        load_countdown("hub", name="Jiayi-Pan/Countdown-Tasks-3to4")
