@@ -51,7 +51,7 @@ def verify(session: nox.Session) -> None:
         session.log("no countdown-tiny run yet: running it first (CPU, a few minutes)")
         session.run("tinyzero-trl", "reproduce", "countdown-tiny", "--output-dir", str(runs / "countdown-tiny"))
     listing = session.run("tinyzero-trl", "list", silent=True) or ""
-    names = [line.split()[0] for line in listing.splitlines() if line.strip()]
+    names = [line.split()[0] for line in listing.splitlines() if line.strip() and not line[0].isspace()]
     results = {}
     for name in names:
         if not (runs / name).is_dir():

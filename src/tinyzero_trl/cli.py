@@ -67,7 +67,7 @@ def cmd_list(args) -> int:
 
     for name in list_reproductions():
         repro = Reproduction.load(name)
-        print(f"{name:24s} {repro.hardware:28s} {repro.claim}")
+        print(f"{name:22s} {repro.claim}\n{'':22s} hardware: {repro.hardware or 'not stated'}")
     return 0
 
 
@@ -159,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("tiny-model", help="write a random tiny model + tokenizer for smoke tests")
-    p.add_argument("--arch", default="qwen2")
+    p = sub.add_parser("tiny-model", help="write a random tiny model + tokenizer (or processor) for smoke tests")
+    p.add_argument("--arch", default="qwen2", choices=["qwen2", "qwen2-vl"],
+                   help="qwen2: text model; qwen2-vl: vision-language model with an image processor")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tiny_model)
     return parser
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"tinyzero-trl {args.command}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

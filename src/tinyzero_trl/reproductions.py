@@ -50,6 +50,7 @@ class Reproduction:
     accelerate: str | None = None
     num_processes: int = 1
     hardware: str = ""
+    cpu: bool = False  # a CPU reproduction (countdown-tiny); GPU ones refuse to start without CUDA
     image: str = ""
     gpu_memory_gb: float | None = None
     vllm_mode: str | None = None
@@ -79,7 +80,8 @@ class Reproduction:
     def plan(self, output_dir: Path, extra: list[str], **launch) -> LaunchPlan:
         """The accelerate launch for this reproduction."""
         return LaunchPlan(overrides=self.hydra_overrides(output_dir, extra), accelerate=self.accelerate,
-                          num_processes=launch.pop("num_processes", None) or self.num_processes, **launch)
+                          num_processes=launch.pop("num_processes", None) or self.num_processes,
+                          cpu=self.cpu, **launch)
 
 
 def list_reproductions() -> list[str]:
@@ -124,6 +126,9 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     print(describe(repro, plan, out), flush=True)
     if dry_run:
         return 0
+    if not repro.cpu and not _cuda_available():
+        raise RuntimeError(f"{name} is sized for {repro.hardware} and no CUDA GPU is visible; run it in the CUDA "
+                           "image on GPUs (docker/README.md), or try countdown-tiny on CPU")
     start = time.time()
     summary: dict = {"reproduction": name}
     if repro.evaluate and "base_accuracy" not in _existing_summary(out):
@@ -140,6 +145,12 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     write_json(out / "summary.json", summary)
     print(f"[tinyzero-trl] summary: {summary}")
     return 0
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _existing_summary(out: Path) -> dict:
