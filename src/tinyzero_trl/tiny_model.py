@@ -80,7 +80,12 @@ def build_qwen2_vl(out: str | Path, *, hidden_size: int = 32, layers: int = 2, v
     patches and 4 image tokens, cheap enough for CPU tests.
     """
     import torch
-    from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers import (
+        GenerationConfig,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLProcessor,
+    )
     from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
     from tinyzero_trl.vlm import qwen2_vl_video_processor

@@ -53,8 +53,8 @@ def load_processing_class(model_cfg, task: str):
     from transformers import AutoTokenizer
 
     kwargs = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
-    if task == "multimodal":
-        from tinyzero_trl.vlm import load_processor  # AutoProcessor, or image-only where torchvision is missing
+    if task == "multimodal":  # AutoProcessor, or an image-only processor where torchvision is missing
+        from tinyzero_trl.vlm import load_processor
 
         processor = load_processor(model_cfg.name_or_path, **kwargs)
         tokenizer = processor.tokenizer

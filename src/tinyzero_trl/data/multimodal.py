@@ -157,7 +157,7 @@ def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.D
         opts = dict(data.generate or {})
         n_train = data.num_train if data.num_train is not None else DEFAULT_NUM_TRAIN_GENERATED
         n_test = data.num_test if data.num_test is not None else DEFAULT_NUM_TEST
-        # Disjoint seeds for the two splits, so the test scenes are not drawn from the training stream.
+        # Another seed for the test split, so its scenes are not the first rows of the training stream.
         splits = datasets.DatasetDict(train=generate_shapes(n_train, seed=seed, **opts),
                                       test=generate_shapes(n_test, seed=seed + 1_000_003, **opts))
     elif data.source == "hub":
