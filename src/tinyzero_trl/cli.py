@@ -101,6 +101,14 @@ def cmd_verify(args) -> int:
     return 0 if verdict == "PASS" else 1
 
 
+def cmd_record(args) -> int:
+    from tinyzero_trl.record import record
+
+    path = record(args.name, args.seeds, every=args.every, window=args.window, allow_dirty=args.allow_dirty)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_tiny_model(args) -> int:
     from tinyzero_trl.tiny_model import build_tiny_model
 
@@ -158,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("record", help="record a reference curve from several seeds of our own runs")
+    p.add_argument("name")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--every", type=int, default=10, help="reference point every N steps")
+    p.add_argument("--window", type=int, default=5, help="steps averaged into each point")
+    p.add_argument("--allow-dirty", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("tiny-model", help="write a random tiny model + tokenizer (or processor) for smoke tests")
     p.add_argument("--arch", default="qwen2", choices=["qwen2", "qwen2-vl"],

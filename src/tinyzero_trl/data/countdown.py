@@ -96,9 +96,9 @@ def load_countdown(
     Hub and local data are split as TinyZero did: the first rows train, the following ``num_test`` test.
     """
     if source == "generate":
-        opts = dict(generate or {})
+        opts = {"seed": seed, **(generate or {})}  # data.generate.seed pins the tasks whatever the run's seed
         n_train = num_train if num_train is not None else 10_000
-        full = generate_countdown(n_train + num_test, seed=seed, **opts)
+        full = generate_countdown(n_train + num_test, **opts)
     elif source == "hub":
         full = load_hub(name, split="train", revision=revision)
         if num_train is None:

@@ -1,0 +1,96 @@
+"""Record a reproduction's reference curve from several seeds of our own runs (countdown-tiny).
+
+    tinyzero-trl record countdown-tiny --seeds 0 1 2
+
+Each seed runs the full reproduction (`reproduce NAME seed=K`) into ``runs/record/NAME-seedK``; the reference
+points are the seeds' mean at each checkpoint step, and the tolerance band is the seeds' observed range widened
+by two standard deviations of the seeds (at least ``MIN_MARGIN``). The environment that produced the numbers
+goes into ``expected.json`` beside them. Recording refuses a dirty git tree: a reference must name the exact
+code that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+from pathlib import Path
+
+from tinyzero_trl.metrics import metric_series, read_metrics
+from tinyzero_trl.run_dir import environment
+
+MIN_MARGIN = 0.05
+CURVE_METRICS = ("rewards/countdown_equation/mean",)
+
+
+def _dirty(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                             capture_output=True, text=True)
+    except OSError:  # no git, or the folder is gone
+        return "not a git checkout"
+    return out.stdout.strip() if out.returncode == 0 else "not a git checkout"
+
+
+def _band(values: list[float]) -> dict:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    margin = max(2 * sd, MIN_MARGIN)
+    return {"value": round(mean, 4), "low": round(min(values) - margin, 4), "high": round(max(values) + margin, 4),
+            "seeds": [round(v, 4) for v in values]}
+
+
+def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, metrics=CURVE_METRICS) -> dict:
+    """The ``expected.json`` content from finished seed runs (pure: no training here)."""
+    from tinyzero_trl.verify import _window_mean
+
+    seeds_rows = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
+    summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
+    last = min(rows[-1]["step"] for rows in seeds_rows)
+    how = (f"recorded with `tinyzero-trl record {name}` from {len(run_dirs)} seeds of our own runs; reference = mean "
+           f"of the seeds at each step (window {window}), band = the seeds' range widened by 2 standard deviations "
+           f"of the seeds, at least {MIN_MARGIN}")
+    checks = []
+    for metric in metrics:
+        points = []
+        for step in range(every, last + 1, every):
+            values = [_window_mean(metric_series(rows, metric), step, window) for rows in seeds_rows]
+            points.append({"step": step, **_band(values)})
+        checks.append({"metric": metric, "rule": "band", "window": window, "points": points, "source": how})
+    for metric in ("completions/mean_length", "rewards/countdown_format/mean"):
+        checks.append({"metric": metric, "rule": "report", "window": window,
+                       "source": f"{how}; shown for the R1-Zero story, not judged"})
+    finals = [s["final_accuracy"] for s in summaries]
+    final_band = _band(finals)
+    checks.append({"summary": "final_accuracy", "rule": "at_least", "value": final_band["value"],
+                   "low": final_band["low"], "seeds": final_band["seeds"],
+                   "source": f"{how}; checked as a lower bound: the seeds' lowest held-out accuracy minus the margin"})
+    checks.append({"summary": "base_accuracy", "rule": "report",
+                   "value": round(statistics.fmean(s["base_accuracy"] for s in summaries), 4),
+                   "source": f"{how}; the base model is the same for every seed"})
+    return {"reproduction": name, "recorded": {"seeds": len(run_dirs), "environment": environment(),
+                                               "wall_seconds": [s.get("wall_seconds") for s in summaries]},
+            "checks": checks}
+
+
+def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out_root: str = "runs/record",
+           allow_dirty: bool = False) -> Path:
+    """Run ``name`` once per seed and write its ``expected.json``; return the file written."""
+    from tinyzero_trl.reproductions import Reproduction, reproduce
+
+    repro = Reproduction.load(name)
+    dirty = _dirty(repro.folder)
+    if dirty and not allow_dirty:
+        raise RuntimeError(f"refusing to record from a dirty tree (commit first):\n{dirty}")
+    run_dirs = []
+    for seed in seeds:
+        out = Path(out_root) / f"{name}-seed{seed}"
+        if not (out / "summary.json").is_file():
+            code = reproduce(name, output_dir=str(out), extra=[f"seed={seed}"])
+            if code != 0:
+                raise RuntimeError(f"seed {seed} failed (exit {code}); see {out}")
+        run_dirs.append(out)
+    expected = build_expected(name, run_dirs, every=every, window=window)
+    target = repro.folder / "expected.json"
+    target.write_text(json.dumps(expected, indent=2) + "\n")
+    return target

@@ -1,0 +1,54 @@
+import json
+import subprocess
+
+import pytest
+
+from tinyzero_trl.record import build_expected, record
+from tinyzero_trl.verify import check
+
+
+def seed_run(path, scale, final):
+    path.mkdir(parents=True)
+    rows = [{"step": s, "rewards/countdown_equation/mean": scale * s / 20, "completions/mean_length": 10 + s,
+             "rewards/countdown_format/mean": 1.0} for s in range(1, 21)]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (path / "summary.json").write_text(json.dumps({"base_accuracy": 0.1, "final_accuracy": final, "wall_seconds": 9}))
+    return path
+
+
+def test_bands_cover_every_seed_and_reject_a_run_cut_to_a_third(tmp_path):
+    runs = [seed_run(tmp_path / f"s{i}", scale, final) for i, (scale, final) in
+            enumerate([(0.9, 0.6), (1.0, 0.7), (1.1, 0.65)])]
+    expected = build_expected("demo", runs, every=10, window=2)
+    band = expected["checks"][0]
+    assert [p["step"] for p in band["points"]] == [10, 20]
+    for point in band["points"]:
+        assert point["low"] < min(point["seeds"]) and point["high"] > max(point["seeds"])
+    final = next(c for c in expected["checks"] if c.get("summary") == "final_accuracy")
+    assert final["low"] < 0.6
+    assert "git_commit" in expected["recorded"]["environment"]
+
+    def verdicts(scale, acc):
+        rows = [{"step": s, "rewards/countdown_equation/mean": scale * s / 20} for s in range(1, 21)]
+        out = []
+        for spec in (band, final):
+            found, _ = check(spec, rows, {"final_accuracy": acc}, "test")
+            out += [r.verdict for r in found]
+        return out
+
+    assert set(verdicts(1.0, 0.66)) == {"PASS"}
+    assert "FAIL" in verdicts(1 / 3, 0.66 / 3)
+
+
+def test_recording_refuses_a_dirty_tree(tmp_path, monkeypatch):
+    monkeypatch.setattr("tinyzero_trl.record._dirty", lambda root: " M src/x.py")
+    with pytest.raises(RuntimeError, match="dirty tree"):
+        record("countdown-3b", [0], out_root=str(tmp_path))
+
+
+def test_dirty_check_reads_git(tmp_path):
+    from tinyzero_trl.record import _dirty
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert _dirty(tmp_path) == ""
+    assert _dirty(tmp_path.parent / "definitely-not-a-repo-xyz") != ""
