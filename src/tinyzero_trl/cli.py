@@ -104,7 +104,7 @@ def cmd_verify(args) -> int:
 def cmd_record(args) -> int:
     from tinyzero_trl.record import record
 
-    path = record(args.name, args.seeds, every=args.every, window=args.window, allow_dirty=args.allow_dirty)
+    path = record(args.name, args.seeds, every=args.every, window=args.window)
     print(f"wrote {path}")
     return 0
 
@@ -172,7 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--every", type=int, default=10, help="reference point every N steps")
     p.add_argument("--window", type=int, default=5, help="steps averaged into each point")
-    p.add_argument("--allow-dirty", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("tiny-model", help="write a random tiny model + tokenizer (or processor) for smoke tests")

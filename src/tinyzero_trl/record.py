@@ -73,14 +73,13 @@ def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, 
             "checks": checks}
 
 
-def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out_root: str = "runs/record",
-           allow_dirty: bool = False) -> Path:
+def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out_root: str = "runs/record") -> Path:
     """Run ``name`` once per seed and write its ``expected.json``; return the file written."""
     from tinyzero_trl.reproductions import Reproduction, reproduce
 
     repro = Reproduction.load(name)
     dirty = _dirty(repro.folder)
-    if dirty and not allow_dirty:
+    if dirty:
         raise RuntimeError(f"refusing to record from a dirty tree (commit first):\n{dirty}")
     run_dirs = []
     for seed in seeds:
