@@ -52,22 +52,29 @@ def _prompt_texts(prompts, processing_class) -> list[str]:
 
 def generate_hf(model, tokenizer, texts, *, num_samples, max_new_tokens, temperature, batch_size, progress=True):
     """Batched ``generate`` with left padding; returns ``num_samples`` completions per prompt."""
-    import torch
     from tqdm.auto import tqdm
 
-    tokenizer.padding_side = "left"
+    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
     outputs: list[list[str]] = []
-    sample = num_samples > 1 or temperature > 0
     for start in tqdm(range(0, len(texts), batch_size), desc="generating", unit="batch", disable=not progress):
         chunk = texts[start:start + batch_size]
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        with torch.no_grad():
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=sample,
-                                 temperature=temperature if sample else None, top_p=None, top_k=None,
-                                 num_return_sequences=num_samples, pad_token_id=tokenizer.pad_token_id)
-        texts_out = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        outputs += [texts_out[i:i + num_samples] for i in range(0, len(texts_out), num_samples)]
+        outputs += generate_batch(model, tokenizer, enc, num_samples=num_samples, max_new_tokens=max_new_tokens,
+                                  temperature=temperature)
     return outputs
+
+
+def generate_batch(model, tokenizer, enc, *, num_samples, max_new_tokens, temperature) -> list[list[str]]:
+    """One ``generate`` call on an encoded, left-padded batch: ``num_samples`` decoded completions per row."""
+    import torch
+
+    sample = num_samples > 1 or temperature > 0
+    with torch.no_grad():
+        gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=sample,
+                             temperature=temperature if sample else None, top_p=None, top_k=None,
+                             num_return_sequences=num_samples, pad_token_id=tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [texts[i:i + num_samples] for i in range(0, len(texts), num_samples)]
 
 
 def generate_vllm(model_path, texts, *, num_samples, max_new_tokens, temperature):

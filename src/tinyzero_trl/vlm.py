@@ -131,24 +131,19 @@ def generate_multimodal(model, processor, prompts: list, images: list, *, num_sa
     Each prompt's ``{"type": "image"}`` placeholder is filled with its image by TRL's own
     ``prepare_multimodal_messages``, so evaluation renders prompts exactly as training did.
     """
-    import torch
     from tqdm.auto import tqdm
     from trl.data_utils import prepare_multimodal_messages
 
+    from tinyzero_trl.evaluate import generate_batch
+
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"  # generation continues from the right edge of every row
-    sample = num_samples > 1 or temperature > 0
     outputs: list[list[str]] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch", disable=not progress):
         chunk = [prepare_multimodal_messages(prompt, images=[image] if image is not None else [])
                  for prompt, image in zip(prompts[start:start + batch_size], images[start:start + batch_size])]
         enc = processor.apply_chat_template(chunk, add_generation_prompt=True, tokenize=True, return_dict=True,
                                             return_tensors="pt", processor_kwargs={"padding": True})
-        enc = enc.to(model.device)
-        with torch.no_grad():
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=sample,
-                                 temperature=temperature if sample else None, top_p=None, top_k=None,
-                                 num_return_sequences=num_samples, pad_token_id=tokenizer.pad_token_id)
-        texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        outputs += [texts[i:i + num_samples] for i in range(0, len(texts), num_samples)]
+        outputs += generate_batch(model, tokenizer, enc.to(model.device), num_samples=num_samples,
+                                  max_new_tokens=max_new_tokens, temperature=temperature)
     return outputs
