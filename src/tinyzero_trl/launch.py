@@ -79,7 +79,8 @@ class VLLMServer:
         cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", self.model,
                "--host", self.host, "--port", str(self.port),
                "--tensor-parallel-size", str(len(self.gpus)), "--data-parallel-size", "1",
-               "--gpu-memory-utilization", str(self.gpu_memory_utilization), "--dtype", self.dtype]
+               "--gpu-memory-utilization", str(self.gpu_memory_utilization), "--dtype", self.dtype,
+               "--kv-cache-dtype", "auto", "--model-impl", "vllm", "--uvicorn-log-level", "info"]
         if self.revision:
             cmd += ["--revision", self.revision]
         if self.max_model_len:
@@ -159,6 +160,10 @@ class LaunchPlan:
             cmd += ["--main_process_port", str(self.main_process_port)]
         overrides = list(self.overrides)
         if self._use_cpu():
+            if read_accelerate_config(self.accelerate).get("distributed_type") == "FSDP":
+                # accelerate turns FSDP on only for GPU-type process groups: on gloo it would silently train DDP.
+                raise ValueError(f"--accelerate {self.accelerate}: FSDP needs GPUs (on CPU accelerate would quietly "
+                                 "run DDP instead); on CPU use ddp, zero2 or zero3")
             cmd += ["--mixed_precision", "no"]
             # --cpu would override the config's launcher with a single process; multi-process CPU runs go
             # through torchrun (--multi_gpu) and get gloo from training.use_cpu (see the module docstring).

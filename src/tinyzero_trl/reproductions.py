@@ -8,7 +8,6 @@ tolerances, provenance), ``run.sh`` and ``README.md``. ``reproduce`` trains, eva
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from tinyzero_trl.launch import LaunchPlan
+from tinyzero_trl.launch import LaunchPlan, add_vllm_server, run_plan, wants_vllm_server
+from tinyzero_trl.scale import resource_lines
 
 REQUIRED_FILES = ("config.yaml", "expected.json", "run.sh", "README.md")
 
@@ -123,7 +123,10 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
 
     resolved = compose(plan.overrides)
     validate(resolved)  # a bad pin fails here, before any download or GPU time
+    if repro.vllm_mode == "server" and wants_vllm_server(resolved) and not repro.cpu:
+        add_vllm_server(plan, resolved, 1)  # the server reproductions' hardware: one GPU beside the trainers
     print(describe(repro, plan, out), flush=True)
+    print("\n".join(resource_lines(plan, resolved, mode_line=False)), flush=True)
     if dry_run:
         return 0
     if not repro.cpu and not _cuda_available():
@@ -134,7 +137,7 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     if repro.evaluate and "base_accuracy" not in _existing_summary(out):
         summary["base_accuracy"] = _accuracy(repro, resolved["model"]["name_or_path"], out / "eval_base.json",
                                              data=resolved["data"])
-    code = subprocess.call(plan.command(), env={**os.environ, **plan.env})
+    code = run_plan(plan)  # starts and stops the vLLM server when the plan has one
     if code != 0 or read_status(out).get("status") != "completed":
         print(f"[tinyzero-trl] training did not complete (exit {code}); see {out}/run.json", file=sys.stderr)
         return code or 1
