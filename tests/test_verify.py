@@ -87,3 +87,13 @@ def test_json_output(repro, tmp_path, capsys):
     assert main(["verify", "demo", "--run-dir", str(run), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["verdict"] == "PASS" and len(out["checks"]) == 6
+
+
+def test_only_reported_checks_are_unchecked_not_passed(repro, tmp_path, capsys):
+    (repro / "expected.json").write_text(json.dumps({"checks": [
+        {"metric": "rewards/acc/mean", "rule": "report", "window": 2, "source": "no number published"}]}))
+    run = make_run(tmp_path / "run")
+    verdict, _ = verify_run(repro / "expected.json", run)
+    assert verdict == "UNCHECKED"
+    assert main(["verify", "demo", "--run-dir", str(run)]) == 0
+    assert "not a pass" in capsys.readouterr().out

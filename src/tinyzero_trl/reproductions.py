@@ -51,6 +51,7 @@ class Reproduction:
     num_processes: int = 1
     hardware: str = ""
     cpu: bool = False  # a CPU reproduction (countdown-tiny); GPU ones refuse to start without CUDA
+    tiny_base: bool = False  # start from the countdown-tiny base model, built offline on first use and cached
     image: str = ""
     gpu_memory_gb: float | None = None
     vllm_mode: str | None = None
@@ -118,7 +119,14 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
 
     repro = Reproduction.load(name)
     out = Path(output_dir) if output_dir else runs_root() / name
-    plan = repro.plan(out, list(extra or []), num_processes=num_processes)
+    extra = list(extra or [])
+    if repro.tiny_base:
+        from tinyzero_trl.tiny_base import build_tiny_base, default_cache_dir
+
+        # Built before the plan so the dry run names the real path; a dry run builds nothing.
+        base = default_cache_dir() if dry_run else build_tiny_base(default_cache_dir())
+        extra = [f"model.name_or_path={base}", *extra]
+    plan = repro.plan(out, extra, num_processes=num_processes)
     from tinyzero_trl.config import compose, validate
 
     resolved = compose(plan.overrides)

@@ -1,7 +1,8 @@
 """Check a run against its reproduction's reference curve: a table, ``verify.md`` and a plot per metric.
 
-Exit codes: 0 every check passed, 1 some check failed, 2 the run cannot be judged (missing, corrupt or
-incomplete files; the message names the file and line).
+Exit codes: 0 every check passed (verdict PASS) or nothing could be judged because no reference number exists
+(verdict UNCHECKED, never reported as a pass), 1 some check failed, 2 the run cannot be judged (missing, corrupt
+or incomplete files; the message names the file and line).
 
 Rules in ``expected.json`` (each check cites its source):
 - ``band``: at each reference step, the run's mean over ``window`` logged steps ending there lies in [low, high].
@@ -185,7 +186,9 @@ def verify_run(expected_path: Path, run_dir: Path) -> tuple[str, list[Row]]:
         image = run_dir / f"verify-{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}.png"
         plot(image, name, series, specs, verdict)
         images.append(image.name)
-    verdict = "FAIL" if any(r.verdict == "FAIL" for r in table) else "PASS"
+    verdicts = {r.verdict for r in table}
+    # Nothing judged (every check is `report`) is not a pass: there was no reference number to meet.
+    verdict = "FAIL" if "FAIL" in verdicts else "PASS" if "PASS" in verdicts else "UNCHECKED"
     _write_report(run_dir / "verify.md", expected, table, images, verdict)
     return verdict, table
 
