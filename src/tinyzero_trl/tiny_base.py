@@ -28,31 +28,39 @@ from pathlib import Path
 
 RECIPE = {
     "version": 1,
-    # Model: Qwen2 architecture, ~1M parameters (~4.5 MB fp32).
-    "hidden_size": 128,
-    "intermediate_size": 384,
-    "num_hidden_layers": 4,
+    # Model: Qwen2 architecture, ~0.17M parameters (~0.7 MB fp32): enough for ~430 arithmetic facts + copying.
+    "hidden_size": 64,
+    "intermediate_size": 256,
+    "num_hidden_layers": 3,
     "num_attention_heads": 4,
     "num_key_value_heads": 4,
     "max_position_embeddings": 320,
-    "max_int_token": 999,
+    "max_int_token": 216,  # largest value a chain over 1..6 can reach: 6*6*6
     # Task distribution the pretraining prompts are drawn from (same as the miniature's GRPO/eval tasks).
-    "task": {"min_numbers": 3, "max_numbers": 3, "min_number": 1, "max_number": 9, "min_target": 1, "max_target": 100},
+    # Numbers 1..6 keep the arithmetic table small (~430 distinct steps) so a CPU pretraining learns it.
+    "task": {
+        "min_numbers": 3,
+        "max_numbers": 3,
+        "min_number": 1,
+        "max_number": 6,
+        "min_target": 1,
+        "max_target": 100,
+    },
     # Attempts per document: 1 + Geometric(stop_prob), capped; short on average, long ones still seen.
     "stop_prob": 0.25,
     "max_tries": 16,
     # Optimiser.
-    "steps": 1200,
-    "batch_size": 64,
+    "steps": 1500,
+    "batch_size": 32,  # small batches, more steps: faster learning per token for a model this small
     "lr": 3e-3,
     "warmup": 50,
     "weight_decay": 0.01,
-    "threads": 1,  # fixed so the weights are bit-identical whatever the machine's core count
+    "threads": 2,  # fixed, so the weights do not depend on the core count (bit-identical on the same machine)
 }
 
-SPECIAL = ["<pad>", "<eos>", "<unk>"]
+SPECIAL = ["<pad>", "<eos>"]
 MARKERS = ["<think>", "</think>", "<answer>", "</answer>"]
-CHARS = list("+-*/()= \n")
+CHARS = list("+-*/()=<> \n")
 
 
 def default_cache_dir() -> Path:
@@ -67,21 +75,29 @@ def recipe_hash(recipe: dict = RECIPE, seed: int = 0) -> str:
 
 
 def build_tokenizer(max_int: int = RECIPE["max_int_token"]):
-    """Word-level tokenizer: each integer 0..max_int, each operator/paren/space/newline, and the markers."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    """Qwen2 tokenizer whose integers 0..max_int are single tokens, plus operators, space, newline, markers.
 
-    vocab = {tok: i for i, tok in enumerate(SPECIAL + CHARS + [str(n) for n in range(max_int + 1)])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    # Runs of digits are one token, every other character is its own token (space and newline included).
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\d+|[^\d]"), behavior="isolated")
-    tok.decoder = decoders.Fuse()  # concatenate tokens back without inserting spaces
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    It is a ``Qwen2Tokenizer`` (byte-level BPE, no merges) because ``AutoTokenizer`` forces that class on any
+    ``qwen2`` checkpoint and would rebuild a custom pipeline as Qwen2's. Integers >= 10 are added tokens, which
+    are matched (longest first) before Qwen2's digit-by-digit split, so "15" is one token, not "1" "5".
+    """
+    from transformers import Qwen2Tokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_char = bytes_to_unicode()
+    base = SPECIAL + [byte_char[ord(c)] for c in CHARS + list("0123456789")]
+    tok = Qwen2Tokenizer(
+        vocab={t: i for i, t in enumerate(base)},
+        merges=[],
+        unk_token=None,
+        eos_token="<eos>",
+        pad_token="<pad>",
+    )
     # Markers are ordinary (non-special) tokens: TRL decodes completions with skip_special_tokens=True and the
     # reward must still see <answer>.
-    fast.add_tokens(MARKERS)
-    fast.padding_side = "left"
-    return fast
+    tok.add_tokens([str(n) for n in range(10, max_int + 1)] + MARKERS)
+    tok.padding_side = "left"
+    return tok
 
 
 def candidates(nums: list[int]) -> list[tuple[str, str, int]]:
@@ -129,8 +145,18 @@ def document(nums: list[int], target: int, rng: random.Random) -> str:
         tries += 1
     pool = candidates(nums)
     picks = rng.sample(pool, min(tries, len(pool)))
-    think = "".join(line + "\n" for line, _, _ in picks)
-    return countdown_prompt(nums, target, template="tiny") + f"{think}</think>\n<answer>{picks[-1][1]}</answer>"
+    # Each attempt ends by comparing its value with the target ("=22<25", "=25=25"), a chained relation the base
+    # computes correctly but never acts on: attempts stop at random. Attempts are joined by "\n" and the last
+    # one is closed by "</think>" right after the target, so the stop decision is taken one token after the
+    # relation symbol; RL only has to learn "stop after '=', go on after '<' or '>'" and answer that attempt.
+    think = "\n".join(f"{line}{_relation(value, target)}{target}" for line, _, value in picks)
+    return (
+        countdown_prompt(nums, target, template="tiny") + f"{think}</think>\n<answer>{picks[-1][1]}</answer>"
+    )
+
+
+def _relation(value: int, target: int) -> str:
+    return "<" if value < target else ">" if value > target else "="
 
 
 def _weights_sha256(out_dir: Path) -> str:
@@ -226,6 +252,7 @@ def _pretrain(model, tokenizer, generate_countdown, seed: int, progress: bool) -
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )
     pad = tokenizer.pad_token_id
+    t0 = time.time()
     for step, batch in enumerate(batches[:steps]):
         width = max(len(x) for x in batch)
         inp = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -240,4 +267,7 @@ def _pretrain(model, tokenizer, generate_countdown, seed: int, progress: bool) -
         opt.step()
         sched.step()
         if progress and (step % 100 == 0 or step == steps - 1):
-            print(f"[tiny-base] step {step + 1}/{steps} loss {loss.item():.4f}", flush=True)
+            print(
+                f"[tiny-base] step {step + 1}/{steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
+                flush=True,
+            )
