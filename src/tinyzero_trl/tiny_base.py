@@ -145,11 +145,11 @@ def document(nums: list[int], target: int, rng: random.Random) -> str:
         tries += 1
     pool = candidates(nums)
     picks = rng.sample(pool, min(tries, len(pool)))
-    # Each attempt ends by comparing its value with the target ("=22<25", "=25=25"), a chained relation the base
-    # computes correctly but never acts on: attempts stop at random. Attempts are joined by "\n" and the last
-    # one is closed by "</think>" right after the target, so the stop decision is taken one token after the
-    # relation symbol; RL only has to learn "stop after '=', go on after '<' or '>'" and answer that attempt.
-    think = "\n".join(f"{line}{_relation(value, target)}{target}" for line, _, value in picks)
+    # Each attempt ends with how its value compares with the target: "15+6=21<" (below), ">" (above) or "="
+    # (hit), computed correctly but never acted on: attempts stop at random. Attempts are joined by "\n" and the
+    # last is closed by "</think>" right after its mark, so the stop decision is predicted AT the mark token:
+    # "stop after '=', go on after '<' or '>'" is then a one-token rule RL can find from a sparse reward.
+    think = "\n".join(f"{line}{_relation(value, target)}" for line, _, value in picks)
     return (
         countdown_prompt(nums, target, template="tiny") + f"{think}</think>\n<answer>{picks[-1][1]}</answer>"
     )
