@@ -8,12 +8,13 @@ from tinyzero_trl.data.countdown import (
     countdown_prompt,
     format_countdown,
     generate_countdown,
+    is_heldout,
     load_countdown,
 )
 from tinyzero_trl.data.sources import DataError
 
 
-def solvable(nums, target) -> bool:
+def solvable(nums, target, ops="+-*/") -> bool:
     """Brute force over every binary tree of every ordering, exact arithmetic (an independent check)."""
     def values(items):
         if len(items) == 1:
@@ -22,10 +23,13 @@ def solvable(nums, target) -> bool:
         for i in range(1, len(items)):
             for a in values(items[:i]):
                 for b in values(items[i:]):
-                    yield a + b
-                    yield a - b
-                    yield a * b
-                    if b != 0:
+                    if "+" in ops:
+                        yield a + b
+                    if "-" in ops:
+                        yield a - b
+                    if "*" in ops:
+                        yield a * b
+                    if "/" in ops and b != 0:
                         yield a / b
 
     return any(v == target for perm in permutations(Fraction(n) for n in nums) for v in values(list(perm)))
@@ -76,11 +80,33 @@ def test_unknown_template_names_the_choices():
         countdown_prompt([1, 2], 3, template="nope")
 
 
-def test_generated_splits_take_train_then_test_rows():
-    splits = load_countdown("generate", num_train=30, num_test=10, seed=5)
-    full = generate_countdown(40, seed=5)
-    assert splits["train"]["nums"] == full["nums"][:30]
-    assert splits["test"]["nums"] == full["nums"][30:]
+def test_generated_splits_never_test_on_a_training_task():
+    # 3 numbers in 1..6 make only ~560 distinct tasks: a stream split would test on training tasks.
+    opts = dict(seed=5, min_numbers=3, max_numbers=3, max_number=6, min_target=1, max_target=100)
+    splits = load_countdown("generate", num_train=2000, num_test=100, generate=opts)
+    assert len(splits["train"]) == 2000 and len(splits["test"]) == 100
+    key = lambda n, t: (tuple(sorted(n)), t)  # noqa: E731
+    train = {key(n, t) for n, t in zip(splits["train"]["nums"], splits["train"]["target"])}
+    test = {key(n, t) for n, t in zip(splits["test"]["nums"], splits["test"]["target"])}
+    assert train and test and not train & test
+    assert all(is_heldout(n, t) for n, t in zip(splits["test"]["nums"], splits["test"]["target"]))
+    again = load_countdown("generate", num_train=2000, num_test=100, generate=opts)
+    assert again["test"].to_dict() == splits["test"].to_dict()
+
+
+def test_held_out_split_too_small_is_a_clear_error():
+    # Two 1s make only the tasks "1 1 = 1" and "1 1 = 2", and neither hashes into the held-out split.
+    assert not is_heldout([1, 1], 1) and not is_heldout([1, 1], 2)
+    opts = dict(min_numbers=2, max_numbers=2, min_number=1, max_number=1, min_target=1, max_target=2)
+    with pytest.raises(DataError, match="held-out"):
+        load_countdown("generate", num_train=10, num_test=50, generate=opts)
+
+
+def test_ops_limit_the_generated_solution():
+    ds = generate_countdown(40, seed=2, min_numbers=3, max_numbers=3, max_number=6, min_target=1, ops="+-*")
+    assert all(solvable(n, t, ops="+-*") for n, t in zip(ds["nums"], ds["target"]))
+    with pytest.raises(ValueError, match="ops"):
+        generate_countdown(5, ops="+^")
 
 
 def test_local_file_missing_column_is_named(tmp_path):

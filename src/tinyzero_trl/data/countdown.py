@@ -6,6 +6,7 @@ exactly once with binary + - * / and equals the target exactly.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from fractions import Fraction
 
@@ -41,17 +42,21 @@ def generate_countdown(
     min_target: int = 10,
     max_target: int = 100,
     min_number: int = 1,
+    ops: str = "+-*/",
 ) -> datasets.Dataset:
     """Generate ``num_samples`` solvable countdown tasks, the same rows for the same arguments.
 
     Each task draws between ``min_numbers`` and ``max_numbers`` integers in [min_number, max_number], folds
     them into one random binary expression tree with exact rational arithmetic, and keeps the task when the
-    value is an integer in [min_target, max_target]; so every task has at least that solution.
+    value is an integer in [min_target, max_target]; so every task has at least that solution. ``ops`` limits
+    the operators of that solution (a model may still answer with any of + - * /).
     """
     if not 2 <= min_numbers <= max_numbers:
         raise ValueError(f"need 2 <= min_numbers <= max_numbers, got {min_numbers} and {max_numbers}")
     if not 0 <= min_number <= max_number or min_target > max_target:
         raise ValueError("need 0 <= min_number <= max_number and min_target <= max_target")
+    if not ops or set(ops) - set(_OPS):
+        raise ValueError(f"ops must be a non-empty subset of '+-*/', got {ops!r}")
     rng = random.Random(seed)
     rows_nums: list[list[int]] = []
     rows_target: list[int] = []
@@ -69,7 +74,7 @@ def generate_countdown(
         while len(pool) > 1:
             a = pool.pop(rng.randrange(len(pool)))
             b = pool.pop(rng.randrange(len(pool)))
-            value = _combine(a, b, rng.choice(_OPS))
+            value = _combine(a, b, rng.choice(ops))
             if value is None:
                 break
             pool.append(value)
@@ -78,6 +83,35 @@ def generate_countdown(
         rows_nums.append(nums)
         rows_target.append(int(pool[0]))
     return datasets.Dataset.from_dict({"nums": rows_nums, "target": rows_target})
+
+
+HELDOUT_FRACTION = 0.1
+
+
+def is_heldout(nums: list[int], target: int) -> bool:
+    """Whether a generated task belongs to the held-out split: a stable hash of its number multiset and target.
+
+    Generated task spaces can be small (3 numbers in 1..6 make ~560 tasks), so drawing train and test rows
+    from one stream would test on training tasks; splitting the task space itself keeps them disjoint.
+    """
+    key = ",".join(map(str, sorted(nums))) + f"={target}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") < HELDOUT_FRACTION * 2**32
+
+
+def _generate_split(num_train: int, num_test: int, **opts) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Generated train and test rows whose tasks never overlap (``is_heldout`` decides the side)."""
+    want = max(num_train / (1 - HELDOUT_FRACTION), num_test / HELDOUT_FRACTION)
+    for scale in (1.3, 3, 10):
+        rows = generate_countdown(int(want * scale) + 100, **opts)
+        held = [is_heldout(n, t) for n, t in zip(rows["nums"], rows["target"], strict=True)]
+        test_idx = [i for i, h in enumerate(held) if h][:num_test]
+        train_idx = [i for i, h in enumerate(held) if not h][:num_train]
+        if len(test_idx) == num_test and len(train_idx) == num_train:
+            return rows.select(train_idx), rows.select(test_idx)
+    raise DataError(
+        f"data.generate: the task space is too small for {num_test} held-out tasks ({HELDOUT_FRACTION:.0%} of "
+        "distinct tasks are held out); widen the number or target range"
+    )
 
 
 def load_countdown(
@@ -94,12 +128,13 @@ def load_countdown(
     """Return ``{"train", "test"}`` countdown splits from the hub, a local file, or the generator.
 
     Hub and local data are split as TinyZero did: the first rows train, the following ``num_test`` test.
+    Generated data is split by task (``is_heldout``), so no test task is also a training task.
     """
     if source == "generate":
         opts = {"seed": seed, **(generate or {})}  # data.generate.seed pins the tasks whatever the run's seed
-        n_train = num_train if num_train is not None else 10_000
-        full = generate_countdown(n_train + num_test, **opts)
-    elif source == "hub":
+        train, test = _generate_split(num_train if num_train is not None else 10_000, num_test, **opts)
+        return datasets.DatasetDict(train=train, test=test)
+    if source == "hub":
         full = load_hub(name, split="train", revision=revision)
         if num_train is None:
             num_train = TINYZERO_TRAIN_SIZE
