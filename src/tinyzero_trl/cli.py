@@ -1,4 +1,4 @@
-"""``tinyzero-trl``: train, evaluate, reproduce, verify, list, tiny-model.
+"""``tinyzero-trl``: train, evaluate, reproduce, verify, record, list, tiny-model, tiny-base.
 
 Each subcommand is a thin shell over one module, so the command line and the Python API do the same thing.
 """
@@ -118,6 +118,25 @@ def cmd_tiny_model(args) -> int:
     return 0
 
 
+def cmd_tiny_base(args) -> int:
+    """Rebuild the countdown-tiny base model and say whether it is bit-identical to the packaged one."""
+    import json as _json
+
+    from tinyzero_trl.tiny_base import PACKAGED_DIR, build_tiny_base
+
+    out = build_tiny_base(args.out)
+    built = _json.loads((out / "build_info.json").read_text())
+    shipped_path = PACKAGED_DIR / "build_info.json"
+    shipped = _json.loads(shipped_path.read_text()) if shipped_path.is_file() else {}
+    same = built["weights_sha256"] == shipped.get("weights_sha256")
+    print(f"{out}: weights sha256 {built['weights_sha256']} ({built['build_seconds']} s)")
+    print(f"packaged ({PACKAGED_DIR}): {shipped.get('weights_sha256', 'none')} -> "
+          f"{'identical' if same else 'DIFFERENT'}")
+    if not same and shipped.get("recipe_hash") == built["recipe_hash"]:
+        print("same recipe, different bits: float kernels differ between CPU types; see build_info.json")
+    return 0 if same or not args.check else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="qwen2: text model; qwen2-vl: vision-language model with an image processor")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tiny_model)
+
+    p = sub.add_parser("tiny-base", help="rebuild the countdown-tiny base model offline and compare with the packaged one")
+    p.add_argument("--out", required=True, help="directory for the rebuilt model")
+    p.add_argument("--check", action="store_true", help="exit 1 unless the rebuild is bit-identical")
+    p.set_defaults(func=cmd_tiny_base)
     return parser
 
 

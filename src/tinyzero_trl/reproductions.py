@@ -51,7 +51,7 @@ class Reproduction:
     num_processes: int = 1
     hardware: str = ""
     cpu: bool = False  # a CPU reproduction (countdown-tiny); GPU ones refuse to start without CUDA
-    tiny_base: bool = False  # start from the countdown-tiny base model, built offline on first use and cached
+    tiny_base: bool = False  # start from the countdown-tiny base model (packaged; rebuilt offline if stale)
     image: str = ""
     gpu_memory_gb: float | None = None
     vllm_mode: str | None = None
@@ -120,11 +120,12 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     repro = Reproduction.load(name)
     out = Path(output_dir) if output_dir else runs_root() / name
     extra = list(extra or [])
+    start = time.time()  # wall_seconds counts everything a user waits for, the tiny base build included
     if repro.tiny_base:
-        from tinyzero_trl.tiny_base import build_tiny_base, default_cache_dir
+        from tinyzero_trl.tiny_base import tiny_base_path
 
-        # Built before the plan so the dry run names the real path; a dry run builds nothing.
-        base = default_cache_dir() if dry_run else build_tiny_base(default_cache_dir())
+        # Resolved before the plan so the dry run names the real path; a dry run builds nothing.
+        base = tiny_base_path(build=not dry_run)
         extra = [f"model.name_or_path={base}", *extra]
     plan = repro.plan(out, extra, num_processes=num_processes)
     from tinyzero_trl.config import compose, validate
@@ -140,7 +141,6 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     if not repro.cpu and not _cuda_available():
         raise RuntimeError(f"{name} is sized for {repro.hardware} and no CUDA GPU is visible; run it in the CUDA "
                            "image on GPUs (docker/README.md), or try countdown-tiny on CPU")
-    start = time.time()
     summary: dict = {"reproduction": name}
     if repro.evaluate and "base_accuracy" not in _existing_summary(out):
         summary["base_accuracy"] = _accuracy(repro, resolved["model"]["name_or_path"], out / "eval_base.json",

@@ -1,24 +1,34 @@
 """Build "countdown-tiny", an offline, deterministic, CPU-sized BASE model for the countdown miniature.
 
-The point of the miniature is to show the R1-Zero effect in minutes on a laptop: a base model that already
-knows the answer format and arithmetic, but is poor at countdown, improves under GRPO with nothing but the
-exact-equation reward. So the base is pretrained on documents that look like countdown attempts:
+The miniature shows the R1-Zero effect in minutes on a laptop: a base model that already has the pieces of a
+solution (arithmetic, a search procedure, a check of each result against the target) but does not use them
+well is taught by GRPO, with nothing but the exact-equation reward, to use them. So the base is pretrained on
+documents that look like countdown attempts:
 
-    3 5 7 = 22\\n<think>5*3=15 15+7=22\\n3+5=8 8*7=56\\n</think>\\n<answer>(3+5)*7</answer><eos>
+    3 5 2 = 13
+    <think>3+5=8 8+2=10 vs 13 no
+    3+5=8 8-2=6 vs 13 no
+    ...
+    3*5=15 15-2=13 vs 13 yes
+    </think>
+    <answer>(3*5)-2</answer>
 
-Each document tries a random number of *distinct random* candidate expressions over the given numbers, each
-written as two correctly computed steps, and then answers the LAST candidate it tried. Candidates and their
-count are drawn independently of the target, so the base model answers right only by chance (~0.1), while the
-skill RL has to find is simple and local: keep trying, and stop once a line's value equals the target.
+The search is systematic (pairs in prompt order, then + - * for each step; ``candidates``), so a model that
+keeps going finds every solution, and each line ends with a check: the target copied beside the value, then
+"yes" or "no". What the base gets wrong is *when to stop*. Most documents stop at a random line and answer it,
+hit or not ("careless"); some stop at their first "yes" ("careful": the latent behaviour RL amplifies, as
+R1-Zero amplifies a base model's occasional self-verification); early in pretraining many also give up after
+a line or two. So after a "yes" the base goes on more often than it stops, and greedy decoding searches to
+the end and answers the last line, right only by chance. Stopping at the first "yes" would make it right about
+three times in four: GRPO has to discover that from the exact-equation reward alone.
 
-Numbers are single tokens (0..999), so every arithmetic step is a lookup and "value equals target" is a
-token-identity match; this is what lets a ~1M-parameter model learn both in a few CPU minutes.
+Numbers are single tokens (0..216), so every arithmetic step is a lookup; this is what lets a ~0.5M-parameter
+model learn the pieces on a CPU (about half an hour on 2 cores; the build ships with the package).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -27,17 +37,16 @@ import time
 from pathlib import Path
 
 RECIPE = {
-    "version": 1,
-    # Model: Qwen2 architecture, ~0.17M parameters (~0.7 MB fp32): enough for ~430 arithmetic facts + copying.
-    "hidden_size": 64,
-    "intermediate_size": 256,
-    "num_hidden_layers": 3,
+    "version": 2,
+    # Model: Qwen2 architecture, ~0.5M parameters (~2 MB fp32).
+    "hidden_size": 96,
+    "intermediate_size": 384,
+    "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "num_key_value_heads": 4,
-    "max_position_embeddings": 320,
+    "max_position_embeddings": 640,
     "max_int_token": 216,  # largest value a chain over 1..6 can reach: 6*6*6
-    # Task distribution the pretraining prompts are drawn from (same as the miniature's GRPO/eval tasks).
-    # Numbers 1..6 keep the arithmetic table small (~430 distinct steps) so a CPU pretraining learns it.
+    # Task distribution of the pretraining prompts: the miniature's task (recipe `data.generate`), train split.
     "task": {
         "min_numbers": 3,
         "max_numbers": 3,
@@ -45,22 +54,42 @@ RECIPE = {
         "max_number": 6,
         "min_target": 1,
         "max_target": 100,
+        "ops": "+-*",
     },
-    # Attempts per document: 1 + Geometric(stop_prob), capped; short on average, long ones still seen.
-    "stop_prob": 0.25,
-    "max_tries": 16,
-    # Optimiser.
-    "steps": 1500,
-    "batch_size": 32,  # small batches, more steps: faster learning per token for a model this small
-    "lr": 3e-3,
-    "warmup": 50,
+    # Documents stop after each line with probability `impatience` ("impatient"), except the careful ones (stop
+    # at the first "yes") and the long ones (stop at a uniform random line); each phase sets their fractions.
+    "impatience": 0.8,
+    "batch_size": 32,
     "weight_decay": 0.01,
+    # Pretraining phases, each with a fresh AdamW and cosine schedule (they are the steps in which the recipe was
+    # found, kept as they ran so the build is reproducible bit for bit). Phase 1 teaches the format, the search
+    # and the arithmetic. The yes/no check (equality of two numbers) is learned last and slowest: later phases
+    # see more long documents and weight the verdict tokens up (`check_weight`; see _pretrain).
+    "phases": [
+        {"steps": 1200, "lr": 3e-3, "warmup": 50, "careful_frac": 0.15, "long_frac": 0.35, "check_weight": 1.0,
+         "data_seed": 0},
+        {"steps": 200, "lr": 2e-3, "warmup": 10, "careful_frac": 0.15, "long_frac": 0.6, "check_weight": 10.0,
+         "data_seed": 7},
+        {"steps": 300, "lr": 2e-3, "warmup": 10, "careful_frac": 0.15, "long_frac": 0.6, "check_weight": 30.0,
+         "data_seed": 8},
+        {"steps": 300, "lr": 2e-3, "warmup": 10, "careful_frac": 0.15, "long_frac": 0.85, "check_weight": 30.0,
+         "data_seed": 9},
+        {"steps": 150, "lr": 1e-3, "warmup": 10, "careful_frac": 0.3, "long_frac": 0.7, "check_weight": 30.0,
+         "data_seed": 10},
+    ],
     "threads": 2,  # fixed, so the weights do not depend on the core count (bit-identical on the same machine)
 }
 
 SPECIAL = ["<pad>", "<eos>"]
-MARKERS = ["<think>", "</think>", "<answer>", "</answer>"]
-CHARS = list("+-*/()=<> \n")
+MARKERS = ["<think>", "</think>", "<answer>", "</answer>", "vs", "yes", "no"]
+CHARS = list("+-*/()= \n")
+# Search order over the three numbers: which pair is combined first (indices into the prompt's numbers).
+PAIRS = ((0, 1), (0, 2), (1, 2))
+
+
+# The build of RECIPE (seed 0) ships with the package (~2 MB), so a reproduction starts training at once; it
+# was made by `tinyzero-trl tiny-base --out DIR`, which rebuilds it bit for bit on the same kind of machine.
+PACKAGED_DIR = Path(__file__).resolve().parent / "assets" / "countdown-tiny-base"
 
 
 def default_cache_dir() -> Path:
@@ -101,62 +130,81 @@ def build_tokenizer(max_int: int = RECIPE["max_int_token"]):
 
 
 def candidates(nums: list[int]) -> list[tuple[str, str, int]]:
-    """Every two-step chain over three numbers with non-negative integer intermediates.
+    """The base model's search, in order: (think line, answer expression, value) for each two-step chain.
 
-    Returns (think line, answer expression, value). Chains ``(a o b) o c`` and ``c o (a o b)`` reach every
-    generated 3-number task, and integer steps keep each step a single token lookup.
+    For each pair of numbers (prompt order), each op, then each op with the third number. "-" always takes
+    the larger operand first, so every intermediate is a non-negative integer (one token) and the 27 chains
+    reach every target that + - * can make from three numbers.
     """
     out = []
-    for i, j in itertools.permutations(range(3), 2):
+    for i, j in PAIRS:
         a, b, c = nums[i], nums[j], nums[3 - i - j]
-        for o1 in "+-*/":
-            x = _step(a, o1, b)
-            if x is None:
-                continue
-            for o2, rev in itertools.product("+-*/", (False, True)):
-                if rev and o2 in "+*":
-                    continue  # commutative: the reversed form repeats the plain one
-                left, right = (c, x) if rev else (x, c)
-                y = _step(left, o2, right)
-                if y is None:
-                    continue
-                ab = f"({a}{o1}{b})"
-                expr = f"{c}{o2}{ab}" if rev else f"{ab}{o2}{c}"
-                out.append((f"{a}{o1}{b}={x} {left}{o2}{right}={y}", expr, y))
+        for o1 in "+-*":
+            x, (p, q) = _step(a, o1, b)
+            for o2 in "+-*":
+                y, (u, v) = _step(x, o2, c)
+                first = f"{p}{o1}{q}"
+                # The intermediate is whichever operand of the second step is x (after "-" put the larger first).
+                expr = f"({first}){o2}{v}" if (u, v) == (x, c) else f"{u}{o2}({first})"
+                out.append((f"{first}={x} {u}{o2}{v}={y}", expr, y))
     return out
 
 
-def _step(a: int, op: str, b: int) -> int | None:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b if a >= b else None
-    if op == "*":
-        return a * b
-    return a // b if b and a % b == 0 else None
+def _step(a: int, op: str, b: int) -> tuple[int, tuple[int, int]]:
+    if op == "-" and a < b:
+        a, b = b, a
+    return (a + b if op == "+" else a - b if op == "-" else a * b), (a, b)
 
 
-def document(nums: list[int], target: int, rng: random.Random) -> str:
-    """One pretraining document: prompt, distinct random attempts, and the last attempt as the answer."""
+def check_line(line: str, value: int, target: int) -> str:
+    """A search line with its check: "3*5=15 15-2=13 vs 13 yes".
+
+    The target is copied next to the value before the verdict because a model this small learns to compare two
+    *nearby* tokens (a lookup, like its arithmetic) but, in our runs, never learned to compare a value with the
+    target far back in the prompt: a base pretrained without the copy predicted "no" for 99% of the hits.
+    """
+    return f"{line} vs {target} {'yes' if value == target else 'no'}"
+
+
+def document(nums: list[int], target: int, rng: random.Random, careful_frac: float, long_frac: float) -> str:
+    """One pretraining document: prompt, the search up to where this document stops, and its last line's answer."""
     from tinyzero_trl.data.countdown import countdown_prompt
 
-    tries = 1
-    while tries < RECIPE["max_tries"] and rng.random() > RECIPE["stop_prob"]:
-        tries += 1
-    pool = candidates(nums)
-    picks = rng.sample(pool, min(tries, len(pool)))
-    # Each attempt ends with how its value compares with the target: "15+6=21<" (below), ">" (above) or "="
-    # (hit), computed correctly but never acted on: attempts stop at random. Attempts are joined by "\n" and the
-    # last is closed by "</think>" right after its mark, so the stop decision is predicted AT the mark token:
-    # "stop after '=', go on after '<' or '>'" is then a one-token rule RL can find from a sparse reward.
-    think = "\n".join(f"{line}{_relation(value, target)}" for line, _, value in picks)
-    return (
-        countdown_prompt(nums, target, template="tiny") + f"{think}</think>\n<answer>{picks[-1][1]}</answer>"
+    lines = candidates(nums)
+    kind = rng.random()
+    if kind < careful_frac:
+        stop = next((k for k, line in enumerate(lines) if line[2] == target), len(lines) - 1)
+    elif kind < careful_frac + long_frac:
+        stop = rng.randrange(len(lines))
+    else:
+        stop = 0
+        while stop < len(lines) - 1 and rng.random() > RECIPE["impatience"]:
+            stop += 1
+    think = "\n".join(check_line(line, value, target) for line, _, value in lines[: stop + 1])
+    answer = lines[stop][1]
+    return countdown_prompt(nums, target, template="tiny") + f"{think}\n</think>\n<answer>{answer}</answer>"
+
+
+def is_complete(out_dir: Path, rhash: str | None = None) -> bool:
+    """Whether ``out_dir`` holds an intact build of the current recipe (hash and weights checksum match)."""
+    info_path = Path(out_dir) / "build_info.json"
+    if not info_path.is_file() or not (Path(out_dir) / "model.safetensors").is_file():
+        return False
+    info = json.loads(info_path.read_text())
+    return info.get("recipe_hash") == (rhash or recipe_hash()) and info.get("weights_sha256") == _weights_sha256(
+        Path(out_dir)
     )
 
 
-def _relation(value: int, target: int) -> str:
-    return "<" if value < target else ">" if value > target else "="
+def tiny_base_path(*, build: bool = True) -> Path:
+    """The base model to train: the packaged build when it matches ``RECIPE``, else the cached build.
+
+    With ``build`` (the default) a missing or stale cached build is made now (minutes); without, the path is
+    only named (dry runs).
+    """
+    if is_complete(PACKAGED_DIR):
+        return PACKAGED_DIR
+    return build_tiny_base(default_cache_dir()) if build else default_cache_dir()
 
 
 def _weights_sha256(out_dir: Path) -> str:
@@ -171,15 +219,11 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from tinyzero_trl.data.countdown import generate_countdown
-
     out_dir = Path(out_dir) if out_dir is not None else default_cache_dir()
     rhash = recipe_hash(RECIPE, seed)
     info_path = out_dir / "build_info.json"
-    if info_path.is_file() and (out_dir / "model.safetensors").is_file():
-        info = json.loads(info_path.read_text())
-        if info.get("recipe_hash") == rhash and info.get("weights_sha256") == _weights_sha256(out_dir):
-            return out_dir
+    if is_complete(out_dir, rhash):
+        return out_dir
 
     start = time.time()
     tokenizer = build_tokenizer()
@@ -203,7 +247,8 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
         )
         model = Qwen2ForCausalLM(config)
         model.train()
-        _pretrain(model, tokenizer, generate_countdown, seed, progress)
+        for number, phase in enumerate(RECIPE["phases"], 1):
+            _pretrain(model, tokenizer, phase, seed, progress=f"phase {number}" if progress else "")
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(threads)
@@ -227,15 +272,21 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
     return out_dir
 
 
-def _pretrain(model, tokenizer, generate_countdown, seed: int, progress: bool) -> None:
-    """Plain next-token training on synthetic attempt documents, length-bucketed to waste little padding."""
+def _pretrain(model, tokenizer, phase: dict, seed: int, progress: str) -> None:
+    """One phase of next-token training on synthetic search documents, length-bucketed to waste little padding."""
     import torch
 
-    steps, bsz = RECIPE["steps"], RECIPE["batch_size"]
-    tasks = generate_countdown(steps * bsz, seed=10_000 + seed, **RECIPE["task"])
-    rng = random.Random(seed)
+    from tinyzero_trl.data.countdown import generate_countdown, is_heldout
+
+    steps, bsz = phase["steps"], RECIPE["batch_size"]
+    data_seed = phase["data_seed"] + 1000 * seed
+    # Pretrain on training-split tasks only: the held-out tasks the miniature is evaluated on stay unseen.
+    tasks = generate_countdown(int(steps * bsz * 1.25), seed=10_000 + data_seed, **RECIPE["task"])
+    pairs = [(n, t) for n, t in zip(tasks["nums"], tasks["target"], strict=True) if not is_heldout(n, t)]
+    rng = random.Random(data_seed)
     eos = tokenizer.eos_token
-    texts = [document(n, t, rng) + eos for n, t in zip(tasks["nums"], tasks["target"], strict=True)]
+    mix = {"careful_frac": phase["careful_frac"], "long_frac": phase["long_frac"]}
+    texts = [document(n, t, rng, **mix) + eos for n, t in pairs[: steps * bsz]]
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     # Bucket by length within chunks of 16 batches, then shuffle the batch order: similar lengths per batch.
     batches = []
@@ -246,12 +297,13 @@ def _pretrain(model, tokenizer, generate_countdown, seed: int, progress: bool) -
         rng.shuffle(group)
         batches.extend(group)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
-    warm = RECIPE["warmup"]
+    opt = torch.optim.AdamW(model.parameters(), lr=phase["lr"], weight_decay=RECIPE["weight_decay"])
+    warm = phase["warmup"]
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )
     pad = tokenizer.pad_token_id
+    verdict_ids = torch.tensor(tokenizer.convert_tokens_to_ids(["yes", "no"]))
     t0 = time.time()
     for step, batch in enumerate(batches[:steps]):
         width = max(len(x) for x in batch)
@@ -260,7 +312,19 @@ def _pretrain(model, tokenizer, generate_countdown, seed: int, progress: bool) -
             inp[r, : len(seq)] = torch.tensor(seq)
         mask = inp != pad
         labels = inp.masked_fill(~mask, -100)
-        loss = model(input_ids=inp, attention_mask=mask.long(), labels=labels).loss
+        if phase["check_weight"] == 1.0:
+            loss = model(input_ids=inp, attention_mask=mask.long(), labels=labels).loss
+        else:
+            # The yes/no verdict is 1 token in 18 and the hardest to learn (an equality of two numbers); without
+            # weighting it up, 1,400 steps left the base answering "no" to 91% of its hits.
+            logits = model(input_ids=inp, attention_mask=mask.long()).logits[:, :-1]
+            target_ids = labels[:, 1:]
+            token_loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), target_ids.reshape(-1), ignore_index=-100, reduction="none"
+            ).view_as(target_ids)
+            weight = torch.where(torch.isin(target_ids, verdict_ids), phase["check_weight"], 1.0)
+            weight = weight * (target_ids != -100)
+            loss = (token_loss * weight).sum() / weight.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -268,6 +332,6 @@ def _pretrain(model, tokenizer, generate_countdown, seed: int, progress: bool) -
         sched.step()
         if progress and (step % 100 == 0 or step == steps - 1):
             print(
-                f"[tiny-base] step {step + 1}/{steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
+                f"[tiny-base] {progress}: step {step + 1}/{steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
                 flush=True,
             )
