@@ -120,14 +120,12 @@ def cmd_tiny_model(args) -> int:
 
 def cmd_tiny_base(args) -> int:
     """Rebuild the countdown-tiny base model and say whether it is bit-identical to the packaged one."""
-    import json as _json
-
     from tinyzero_trl.tiny_base import PACKAGED_DIR, build_tiny_base
 
     out = build_tiny_base(args.out)
-    built = _json.loads((out / "build_info.json").read_text())
+    built = json.loads((out / "build_info.json").read_text())
     shipped_path = PACKAGED_DIR / "build_info.json"
-    shipped = _json.loads(shipped_path.read_text()) if shipped_path.is_file() else {}
+    shipped = json.loads(shipped_path.read_text()) if shipped_path.is_file() else {}
     same = built["weights_sha256"] == shipped.get("weights_sha256")
     print(f"{out}: weights sha256 {built['weights_sha256']} ({built['build_seconds']} s)")
     print(f"packaged ({PACKAGED_DIR}): {shipped.get('weights_sha256', 'none')} -> "

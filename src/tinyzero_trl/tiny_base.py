@@ -98,8 +98,9 @@ def default_cache_dir() -> Path:
     return Path(root) / "countdown-tiny-base"
 
 
-def recipe_hash(recipe: dict = RECIPE, seed: int = 0) -> str:
-    blob = json.dumps({"recipe": recipe, "seed": seed}, sort_keys=True).encode()
+def recipe_hash(recipe: dict | None = None, seed: int = 0) -> str:
+    """Short hash of a recipe (the current ``RECIPE`` by default, read at call time) and seed."""
+    blob = json.dumps({"recipe": RECIPE if recipe is None else recipe, "seed": seed}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
