@@ -96,4 +96,7 @@ def test_only_reported_checks_are_unchecked_not_passed(repro, tmp_path, capsys):
     verdict, _ = verify_run(repro / "expected.json", run)
     assert verdict == "UNCHECKED"
     assert main(["verify", "demo", "--run-dir", str(run)]) == 0
-    assert "not a pass" in capsys.readouterr().out
+    assert "not a pass" in capsys.readouterr().err
+    # --json stays one parseable document (scripts such as .ci/verify_catches.py read it)
+    assert main(["verify", "demo", "--run-dir", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "UNCHECKED"

@@ -98,8 +98,8 @@ def cmd_verify(args) -> int:
     else:
         print(format_table(table))
         print(f"\n{args.name}: {verdict}   (report: {run_dir / 'verify.md'})")
-    if verdict == "UNCHECKED":
-        print("no check had a reference number to meet: reported only, not a pass")
+    if verdict == "UNCHECKED":  # on stderr: --json output must stay one JSON document
+        print("no check had a reference number to meet: reported only, not a pass", file=sys.stderr)
     return 1 if verdict == "FAIL" else 0
 
 

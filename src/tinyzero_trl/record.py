@@ -92,4 +92,8 @@ def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out
     expected = build_expected(name, run_dirs, every=every, window=window)
     target = repro.folder / "expected.json"
     target.write_text(json.dumps(expected, indent=2) + "\n")
+    from tinyzero_trl.curves import plot_curves
+
+    plot_curves({f"seed {s}": d for s, d in zip(seeds, run_dirs)}, repro.folder / "curves.png",
+                title=f"{name}: {len(seeds)} recorded seeds")
     return target

@@ -155,6 +155,9 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     summary = {**previous, **summary, "wall_seconds": round(previous.get("wall_seconds", 0) + time.time() - start, 1)}
     write_json(out / "summary.json", summary)
     print(f"[tinyzero-trl] summary: {summary}")
+    from tinyzero_trl.curves import plot_curves
+
+    print(f"[tinyzero-trl] curves: {plot_curves({name: out}, out / 'curves.png', title=name)}")
     return 0
 
 

@@ -1,0 +1,65 @@
+"""Issue 4's acceptance on a real run: verify passes it, and catches a degraded, a truncated and a missing run.
+
+    python .ci/verify_catches.py countdown-tiny runs/countdown-tiny
+
+Copies go to a temporary folder; the run itself is left untouched. Exits non-zero, saying which case went
+wrong, if any exit code differs from the documented one (0 PASS, 1 FAIL, 2 unusable input).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def verify(name: str, run_dir: Path) -> tuple[int, str]:
+    out = subprocess.run(["tinyzero-trl", "verify", name, "--run-dir", str(run_dir), "--json"],
+                         capture_output=True, text=True)
+    verdict = json.loads(out.stdout)["verdict"] if out.stdout.strip() else "?"
+    return out.returncode, verdict
+
+
+def degrade(run_dir: Path) -> None:
+    """Cut every reward and accuracy figure to a third, as a run that learned a third as well would log them."""
+    metrics = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    for row in rows:
+        for key in row:
+            if key.startswith("rewards/") and key.endswith("/mean") or key == "reward":
+                row[key] /= 3
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("base_accuracy", "final_accuracy"):
+        summary[key] /= 3
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def main(name: str, run: str) -> int:
+    run_dir = Path(run)
+    results = []
+    results.append(("honest run", verify(name, run_dir), (0, "PASS")))
+    with tempfile.TemporaryDirectory() as tmp:
+        degraded = Path(tmp) / "degraded"
+        shutil.copytree(run_dir, degraded, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        degrade(degraded)
+        results.append(("figures cut to a third", verify(name, degraded), (1, "FAIL")))
+        cut = Path(tmp) / "truncated"
+        shutil.copytree(run_dir, cut, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        text = (cut / "metrics.jsonl").read_text()
+        (cut / "metrics.jsonl").write_text(text[: len(text) // 2])  # cut mid-line, as a crash mid-write leaves it
+        results.append(("metrics.jsonl truncated", verify(name, cut), (2, "UNUSABLE")))
+        results.append(("missing run directory", verify(name, Path(tmp) / "no-such-run"), (2, "UNUSABLE")))
+    failed = 0
+    for case, got, want in results:
+        ok = got == want
+        failed += not ok
+        print(f"{'ok  ' if ok else 'BAD '} {case:<26} exit {got[0]} {got[1]:<9} (expected exit {want[0]} {want[1]})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))
