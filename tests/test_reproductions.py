@@ -54,6 +54,13 @@ def test_dry_run_works_offline_and_names_the_accelerate_launch(name):
     assert "GPU memory" in proc.stdout and "processes" in proc.stdout
 
 
+def test_cpu_reproduction_plan_asks_for_no_gpu():
+    tiny = cli("reproduce", "countdown-tiny", "--dry-run")
+    assert tiny.returncode == 0, tiny.stderr[-2000:]
+    assert "host memory" in tiny.stdout and "GPUs needed" not in tiny.stdout
+    assert "GPUs needed" in cli("reproduce", "countdown-3b", "--dry-run").stdout
+
+
 def test_run_sh_dry_run_is_the_same_plan():
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
     proc = subprocess.run(["bash", str(reproductions_root() / "countdown-3b" / "run.sh"), "--dry-run"],

@@ -135,7 +135,7 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     if repro.vllm_mode == "server" and wants_vllm_server(resolved) and not repro.cpu:
         add_vllm_server(plan, resolved, 1)  # the server reproductions' hardware: one GPU beside the trainers
     print(describe(repro, plan, out), flush=True)
-    print("\n".join(resource_lines(plan, resolved, mode_line=False)), flush=True)
+    print("\n".join(resource_lines(plan, resolved, mode_line=False, cpu=repro.cpu)), flush=True)
     if dry_run:
         return 0
     if not repro.cpu and not _cuda_available():

@@ -144,8 +144,11 @@ def vllm_tensor_parallel(num_params: float, dtype_bytes: int = 2, utilization: f
     return tp
 
 
-def resource_lines(plan, resolved: dict, *, mode_line: bool = True) -> list[str]:
-    """Model, strategy, vLLM mode, memory per GPU and GPUs/nodes needed, one ``key : value`` line each."""
+def resource_lines(plan, resolved: dict, *, mode_line: bool = True, cpu: bool = False) -> list[str]:
+    """Model, strategy, vLLM mode, memory per GPU and GPUs/nodes needed, one ``key : value`` line each.
+
+    ``cpu``: a run sized for CPUs (countdown-tiny): its model states are in host memory and no GPU count applies.
+    """
     model, training = resolved.get("model") or {}, resolved.get("training") or {}
     name = model.get("name_or_path", "?")
     params, source = model_params(name)
@@ -187,6 +190,9 @@ def resource_lines(plan, resolved: dict, *, mode_line: bool = True) -> list[str]
 
     mem = memory_at(plan.num_processes)
     parts = ", ".join(f"{k} {mem[k]:.3g}" for k in ("weights", "grads", "master", "adam", "reference") if mem[k])
+    if cpu:
+        lines.append(f"memory       : ~{mem['total']:.3g} GB model states in host memory ({parts}); a CPU run, no GPU")
+        return lines
     fits = "fits" if mem["total"] <= budget else "does NOT fit"
     lines.append(f"memory/GPU   : ~{mem['total']:.3g} GB model states per training GPU ({parts}); {fits} the "
                  f"{budget:.0f} GB budget of an {GPU_GB:.0f} GB GPU ({STATES_SHARE:.0%} of what vLLM leaves; "
