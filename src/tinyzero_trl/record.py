@@ -40,8 +40,12 @@ def _band(values: list[float]) -> dict:
             "seeds": [round(v, 4) for v in values]}
 
 
-def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, metrics=CURVE_METRICS) -> dict:
-    """The ``expected.json`` content from finished seed runs (pure: no training here)."""
+def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, metrics=CURVE_METRICS,
+                   env: dict | None = None) -> dict:
+    """The ``expected.json`` content from finished seed runs (pure: no training here).
+
+    ``env``: the environment that produced the runs (read when the recording started); the current one if None.
+    """
     from tinyzero_trl.verify import _window_mean
 
     seeds_rows = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
@@ -68,7 +72,7 @@ def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, 
     checks.append({"summary": "base_accuracy", "rule": "report",
                    "value": round(statistics.fmean(s["base_accuracy"] for s in summaries), 4),
                    "source": f"{how}; the base model is the same for every seed"})
-    return {"reproduction": name, "recorded": {"seeds": len(run_dirs), "environment": environment(),
+    return {"reproduction": name, "recorded": {"seeds": len(run_dirs), "environment": env or environment(),
                                                "wall_seconds": [s.get("wall_seconds") for s in summaries]},
             "checks": checks}
 
@@ -81,6 +85,7 @@ def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out
     dirty = _dirty(repro.folder)
     if dirty:
         raise RuntimeError(f"refusing to record from a dirty tree (commit first):\n{dirty}")
+    env = environment()  # now, while the tree is known clean: edits made while the seeds run do not count
     run_dirs = []
     for seed in seeds:
         out = Path(out_root) / f"{name}-seed{seed}"
@@ -89,7 +94,7 @@ def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out
             if code != 0:
                 raise RuntimeError(f"seed {seed} failed (exit {code}); see {out}")
         run_dirs.append(out)
-    expected = build_expected(name, run_dirs, every=every, window=window)
+    expected = build_expected(name, run_dirs, every=every, window=window, env=env)
     target = repro.folder / "expected.json"
     target.write_text(json.dumps(expected, indent=2) + "\n")
     from tinyzero_trl.curves import plot_curves
