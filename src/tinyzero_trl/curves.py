@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from tinyzero_trl.metrics import METRICS_FILE, metric_series, read_metrics
+from tinyzero_trl.verify import _window_mean
 
 # (metric in metrics.jsonl, panel title). The equation reward is the training accuracy: 1 for a correct equation.
 PANELS = (
@@ -19,11 +20,6 @@ PANELS = (
     ("completions/mean_length", "mean response length (tokens)"),
 )
 SMOOTH = 5  # steps per moving average: one step is only a few prompts, too noisy to read alone
-
-
-def _smooth(values: list[float], window: int) -> list[float]:
-    return [sum(values[max(0, i - window + 1): i + 1]) / len(values[max(0, i - window + 1): i + 1])
-            for i in range(len(values))]
 
 
 def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") -> Path:
@@ -51,7 +47,7 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
                 continue
             steps, values = zip(*series)
             ax.plot(steps, values, color=color, alpha=0.2, lw=0.8)
-            ax.plot(steps, _smooth(list(values), SMOOTH), color=color, lw=1.8, label=label)
+            ax.plot(steps, [_window_mean(series, s, SMOOTH) for s in steps], color=color, lw=1.8, label=label)
         if "base_accuracy" in summary and "final_accuracy" in summary and rows:
             last = rows[-1]["step"]
             axes[0].plot([0, last], [summary["base_accuracy"], summary["final_accuracy"]], "o:", color=color,
