@@ -19,11 +19,12 @@ keeps going finds every solution, and each line ends with a check: the target co
 hit or not ("careless"); some stop at their first "yes" ("careful": the latent behaviour RL amplifies, as
 R1-Zero amplifies a base model's occasional self-verification); early in pretraining many also give up after
 a line or two. So after a "yes" the base goes on more often than it stops, and greedy decoding searches to
-the end and answers the last line, right only by chance. Stopping at the first "yes" would make it right about
-three times in four: GRPO has to discover that from the exact-equation reward alone.
+the end and answers the last line, right only by chance: 0.10 of the held-out tasks, greedy. Stopping at its
+first "yes" would make it right on 0.865 (measured by forcing that stop): GRPO has to discover that from the
+exact-equation reward alone.
 
 Numbers are single tokens (0..216), so every arithmetic step is a lookup; this is what lets a ~0.5M-parameter
-model learn the pieces on a CPU (about half an hour on 2 cores; the build ships with the package).
+model learn the pieces on a CPU (about 40 minutes on 2 cores; the build ships with the package).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import time
 from pathlib import Path
 
 RECIPE = {
-    "version": 2,
+    "version": 3,
     # Model: Qwen2 architecture, ~0.5M parameters (~2 MB fp32).
     "hidden_size": 96,
     "intermediate_size": 384,
@@ -76,6 +77,10 @@ RECIPE = {
          "data_seed": 9},
         {"steps": 150, "lr": 1e-3, "warmup": 10, "careful_frac": 0.3, "long_frac": 0.7, "check_weight": 30.0,
          "data_seed": 10},
+        # Version 3: after phase 5 the base said "no" to a third of its hits, which capped what GRPO could reach
+        # (stopping at its first "yes" scored 0.675). 400 more steps of long, verdict-weighted documents: 0.865.
+        {"steps": 400, "lr": 1e-3, "warmup": 10, "careful_frac": 0.15, "long_frac": 0.85, "check_weight": 30.0,
+         "data_seed": 11},
     ],
     "threads": 2,  # fixed, so the weights do not depend on the core count (bit-identical on the same machine)
 }
