@@ -52,3 +52,20 @@ def test_dirty_check_reads_git(tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     assert _dirty(tmp_path) == ""
     assert _dirty(tmp_path.parent / "definitely-not-a-repo-xyz") != ""
+
+
+def test_recording_reuses_a_finished_seed_only_from_the_same_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr("tinyzero_trl.record._dirty", lambda root: "")
+    monkeypatch.setattr("tinyzero_trl.record.environment", lambda: {"git_commit": "new"})
+    monkeypatch.setattr("tinyzero_trl.reproductions.reproduce", lambda *a, **k: pytest.fail("must not train"))
+    run = seed_run(tmp_path / "countdown-tiny-seed0", 1.0, 0.7)
+    (run / "env.json").write_text(json.dumps({"git_commit": "old"}))
+    with pytest.raises(RuntimeError, match="from commit old, not new"):
+        record("countdown-tiny", [0], out_root=str(tmp_path))
+
+    written = []
+    monkeypatch.setattr("pathlib.Path.write_text", lambda self, text: written.append(self.name))
+    monkeypatch.setattr("tinyzero_trl.curves.plot_curves", lambda *a, **k: None)
+    (run / "env.json").write_bytes(json.dumps({"git_commit": "new"}).encode())
+    assert record("countdown-tiny", [0], out_root=str(tmp_path)).name == "expected.json"
+    assert written == ["expected.json"]

@@ -77,6 +77,14 @@ def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, 
             "checks": checks}
 
 
+def _run_commit(run_dir: Path) -> str | None:
+    """The git commit a finished run was made at (its ``env.json``), or None if it did not say."""
+    try:
+        return json.loads((run_dir / "env.json").read_text()).get("git_commit")
+    except (OSError, ValueError):
+        return None
+
+
 def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out_root: str = "runs/record") -> Path:
     """Run ``name`` once per seed and write its ``expected.json``; return the file written."""
     from tinyzero_trl.reproductions import Reproduction, reproduce
@@ -89,7 +97,14 @@ def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out
     run_dirs = []
     for seed in seeds:
         out = Path(out_root) / f"{name}-seed{seed}"
-        if not (out / "summary.json").is_file():
+        if (out / "summary.json").is_file():
+            # A finished seed is reused (a recording interrupted after seed 1 need not redo it), but only when it
+            # was made at this commit: a run from older code must not stand in for this recording.
+            made_at = _run_commit(out)
+            if made_at != env.get("git_commit"):
+                raise RuntimeError(f"{out} holds a finished run from commit {made_at}, not {env.get('git_commit')}:"
+                                   f" remove it to record this commit")
+        else:
             code = reproduce(name, output_dir=str(out), extra=[f"seed={seed}"])
             if code != 0:
                 raise RuntimeError(f"seed {seed} failed (exit {code}); see {out}")
