@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from tinyzero_trl.metrics import metric_series, read_metrics
-from tinyzero_trl.run_dir import environment
+from tinyzero_trl.run_dir import ENV_FILE, environment
 
 MIN_MARGIN = 0.05
 CURVE_METRICS = ("rewards/countdown_equation/mean",)
@@ -80,7 +80,7 @@ def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, 
 def _run_commit(run_dir: Path) -> str | None:
     """The git commit a finished run was made at (its ``env.json``), or None if it did not say."""
     try:
-        return json.loads((run_dir / "env.json").read_text()).get("git_commit")
+        return json.loads((run_dir / ENV_FILE).read_text()).get("git_commit")
     except (OSError, ValueError):
         return None
 
