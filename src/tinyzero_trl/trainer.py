@@ -157,4 +157,8 @@ def train(cfg: RunConfig, *, resolved: dict | None = None) -> Path:
     if state.is_main_process:
         callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, MetricsCallback))
         update_status(out, status="completed", global_step=trainer.state.global_step, train=callback.summary)
+    # Left to interpreter exit, gloo's worker threads can still hold tensors while Python is torn down, and a rank
+    # aborts ("terminate called without an active exception") after a finished run (pytorch/pytorch#190489).
+    state.wait_for_everyone()
+    state.destroy_process_group()
     return out
