@@ -53,13 +53,17 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
             axes[0].plot([0, last], [summary["base_accuracy"], summary["final_accuracy"]], "o:", color=color,
                          ms=5, lw=1, label=f"{label}: held-out greedy {summary['base_accuracy']:.2f} -> "
                                           f"{summary['final_accuracy']:.2f}")
-    for ax, (_, name) in zip(axes, PANELS):
+    for ax, (metric, name) in zip(axes, PANELS):
+        if not ax.lines:  # say so, rather than leave an empty frame that reads like a flat curve
+            ax.text(0.5, 0.5, f"{metric}\nnot in {METRICS_FILE}", ha="center", va="center", fontsize=8,
+                    transform=ax.transAxes)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("GRPO step")
         ax.grid(alpha=0.3)
     axes[0].set_ylim(0, 1)
     axes[1].set_ylim(0, 1.05)
-    axes[0].legend(fontsize=7, loc="upper left")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
