@@ -47,7 +47,8 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
                 continue
             steps, values = zip(*series)
             ax.plot(steps, values, color=color, alpha=0.2, lw=0.8)
-            ax.plot(steps, [_window_mean(series, s, SMOOTH) for s in steps], color=color, lw=1.8, label=label)
+            ax.plot(steps, [_window_mean(series, s, SMOOTH) for s in steps], color=color, lw=1.8, label=label,
+                    marker="o" if len(steps) == 1 else None)  # a line through one point draws nothing
         if "base_accuracy" in summary and "final_accuracy" in summary and rows:
             last = rows[-1]["step"]
             axes[0].plot([0, last], [summary["base_accuracy"], summary["final_accuracy"]], "o:", color=color,
