@@ -12,13 +12,11 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinyzero_trl.errors import ConfigError
+
 TASKS = ("countdown", "math", "multimodal")
 SOURCES = ("hub", "local", "generate")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-
-
-class ConfigError(ValueError):
-    """A recipe or override that cannot run; the message says which key and what to do."""
 
 
 @dataclass

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tinyzero_trl.metrics import METRICS_FILE, metric_series, read_metrics
-from tinyzero_trl.verify import _window_mean
+from tinyzero_trl.metrics import METRICS_FILE, metric_series, read_metrics, window_mean
 
 # (metric in metrics.jsonl, panel title). The equation reward is the training accuracy: 1 for a correct equation.
 PANELS = (
@@ -47,7 +46,7 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
                 continue
             steps, values = zip(*series)
             ax.plot(steps, values, color=color, alpha=0.2, lw=0.8)
-            ax.plot(steps, [_window_mean(series, s, SMOOTH) for s in steps], color=color, lw=1.8, label=label,
+            ax.plot(steps, [window_mean(series, s, SMOOTH) for s in steps], color=color, lw=1.8, label=label,
                     marker="o" if len(steps) == 1 else None)  # a line through one point draws nothing
         if "base_accuracy" in summary and "final_accuracy" in summary and rows:
             last = rows[-1]["step"]

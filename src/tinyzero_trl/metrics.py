@@ -1,7 +1,7 @@
-"""metrics.jsonl: one JSON object per logged step, appended and flushed as training goes.
+"""metrics.jsonl, read: one JSON object per logged step, and the series verify, record and curves draw from it.
 
-The writer is a ``TrainerCallback``; the reader is what ``verify`` trusts, so it reports the file and line of
-anything it cannot use instead of guessing.
+Only the standard library: ``verify`` reads a run without loading torch or transformers. The writer, a
+``TrainerCallback``, lives in ``metrics_callback.py``.
 """
 
 from __future__ import annotations
@@ -11,71 +11,11 @@ import math
 import os
 from pathlib import Path
 
-from transformers import TrainerCallback
-
 METRICS_FILE = "metrics.jsonl"
-# Trainer's end-of-training summary shares the last step's number; it belongs in run.json, not the curve.
-_SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
 
 
 class MetricsError(ValueError):
     """A metrics file that cannot be used; the message names the file and line."""
-
-
-class MetricsCallback(TrainerCallback):
-    """Append every logged step (train and eval metrics merged) to ``<output_dir>/metrics.jsonl``.
-
-    Logs for one step (train, then eval) are merged and written when the step is over, so each step is one
-    line. Steps already in the file are skipped, so a resumed run never logs a step twice.
-    """
-
-    def __init__(self, output_dir: str | os.PathLike):
-        self.path = Path(output_dir) / METRICS_FILE
-        self.pending: dict | None = None
-        self.summary: dict = {}
-        self.logged_steps = {row["step"] for row in read_metrics(self.path, strict=False)} if self.path.exists() else set()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        clean = {k: _jsonable(v) for k, v in logs.items()}
-        if _SUMMARY_KEYS & clean.keys():
-            self.summary.update(clean)
-            return
-        if self.pending is not None and self.pending["step"] != state.global_step:
-            self._flush()
-        if self.pending is None:
-            self.pending = {"step": state.global_step}
-        self.pending.update(clean)
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._flush()
-
-    def on_save(self, args, state, control, **kwargs):
-        self._flush()
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self._flush()
-
-    def _flush(self) -> None:
-        row, self.pending = self.pending, None
-        if row is None or row["step"] in self.logged_steps:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, allow_nan=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.logged_steps.add(row["step"])
-
-
-def _jsonable(value):
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def read_metrics(path: str | os.PathLike, *, strict: bool = True) -> list[dict]:
@@ -88,7 +28,7 @@ def read_metrics(path: str | os.PathLike, *, strict: bool = True) -> list[dict]:
     if not path.is_file():
         raise MetricsError(f"{path}: no such file (has the run started? is this a run directory?)")
     rows: dict[int, dict] = {}
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -96,7 +36,7 @@ def read_metrics(path: str | os.PathLike, *, strict: bool = True) -> list[dict]:
                 row = json.loads(line)
                 if not line.endswith("\n"):
                     raise ValueError("line is not terminated (the file was cut mid-write)")
-                if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                if not isinstance(row, dict) or type(row.get("step")) is not int:
                     raise ValueError("each line must be a JSON object with an integer 'step'")
                 if row["step"] in rows:
                     raise ValueError(f"step {row['step']} appears twice")
@@ -116,3 +56,13 @@ def metric_series(rows: list[dict], name: str) -> list[tuple[int, float]]:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             out.append((row["step"], float(value)))
     return out
+
+
+def window_mean(series: list[tuple[int, float]], end_step: int, window: int) -> float | None:
+    """Mean of the last ``window`` values logged at or before ``end_step`` (None if there are none).
+
+    One logged step is a handful of prompts, too noisy to judge or draw alone; every reference point, plot and
+    recording smooths with this one definition.
+    """
+    values = [v for s, v in series if s <= end_step][-window:]
+    return sum(values) / len(values) if values else None

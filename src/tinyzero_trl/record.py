@@ -16,7 +16,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from tinyzero_trl.metrics import metric_series, read_metrics
+from tinyzero_trl.metrics import metric_series, read_metrics, window_mean
 from tinyzero_trl.run_dir import ENV_FILE, environment
 
 MIN_MARGIN = 0.05
@@ -46,7 +46,6 @@ def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, 
 
     ``env``: the environment that produced the runs (read when the recording started); the current one if None.
     """
-    from tinyzero_trl.verify import _window_mean
 
     seeds_rows = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
     summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
@@ -58,7 +57,7 @@ def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, 
     for metric in metrics:
         points = []
         for step in range(every, last + 1, every):
-            values = [_window_mean(metric_series(rows, metric), step, window) for rows in seeds_rows]
+            values = [window_mean(metric_series(rows, metric), step, window) for rows in seeds_rows]
             points.append({"step": step, **_band(values)})
         checks.append({"metric": metric, "rule": "band", "window": window, "points": points, "source": how})
     for metric in ("completions/mean_length", "rewards/countdown_format/mean"):

@@ -13,7 +13,7 @@ import yaml
 from accelerate import PartialState
 
 from tinyzero_trl.config import ConfigError, RunConfig
-from tinyzero_trl.metrics import MetricsCallback
+from tinyzero_trl.metrics_callback import MetricsCallback
 from tinyzero_trl.run_dir import (
     CONFIG_FILE,
     ENV_FILE,
@@ -125,7 +125,7 @@ def build_trainer(cfg: RunConfig, *, resolved: dict | None = None):
         eval_dataset=splits["test"] if use_eval else None,
         processing_class=processing_class,
         peft_config=peft_config(cfg),
-        callbacks=[MetricsCallback(out)],
+        callbacks=[MetricsCallback(out, is_writer=state.is_main_process)],
     )
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)

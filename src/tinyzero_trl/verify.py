@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyzero_trl.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics
+from tinyzero_trl.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics, window_mean
 from tinyzero_trl.run_dir import read_status
 
 RULES = ("band", "final_mean", "stays_below", "rises", "at_least", "between", "report")
@@ -40,10 +40,6 @@ class Row:
     band: str
     verdict: str  # PASS, FAIL, INFO
 
-
-def _window_mean(series, end_step: int, window: int) -> float | None:
-    values = [v for s, v in series if s <= end_step][-window:]
-    return sum(values) / len(values) if values else None
 
 
 def _fmt(x) -> str:
@@ -103,23 +99,23 @@ def check(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[list
         for point in spec["points"]:
             if point["step"] > last_step:
                 raise UnusableRun(f"{where}: reference step {point['step']} is past the run's last step {last_step}")
-            obs = _window_mean(series, point["step"], window)
+            obs = window_mean(series, point["step"], window)
             ok = _inside(obs, point.get("low"), point.get("high"))
             out.append(Row(name, str(point["step"]), _fmt(point.get("value")), obs,
                            _band(point.get("low"), point.get("high")), "PASS" if ok else "FAIL"))
     elif rule in ("final_mean", "report"):
-        obs = _window_mean(series, last_step, window)
+        obs = window_mean(series, last_step, window)
         low, high = spec.get("low"), spec.get("high")
         verdict = "INFO" if rule == "report" else ("PASS" if _inside(obs, low, high) else "FAIL")
         out.append(Row(name, f"last {window}", _fmt(spec.get("value")), obs, _band(low, high), verdict))
     elif rule == "stays_below":
-        means = [_window_mean(series, s, window) for s, _ in series]
+        means = [window_mean(series, s, window) for s, _ in series]
         worst = max(means)
         out.append(Row(name, "all", _fmt(spec.get("high")), worst, _band(None, spec["high"]),
                        "PASS" if worst <= spec["high"] else "FAIL"))
     elif rule == "rises":
         first = sum(v for _, v in series[:window]) / len(series[:window])
-        final = _window_mean(series, last_step, window)
+        final = window_mean(series, last_step, window)
         out.append(Row(name, f"last {window} vs first {window}", _fmt(first), final, f"> {first:.3f}",
                        "PASS" if final > first else "FAIL"))
     return out, series
@@ -136,7 +132,7 @@ def plot(path: Path, name: str, series, specs: list[dict], verdict: str) -> None
     steps, values = zip(*series)
     ax.plot(steps, values, color="#1f77b4", alpha=0.35, lw=1, label="run (per step)")
     window = max(int(s.get("window", 1)) for s in specs)
-    smooth = [_window_mean(series, s, window) for s in steps]
+    smooth = [window_mean(series, s, window) for s in steps]
     ax.plot(steps, smooth, color="#1f77b4", lw=2, label=f"run (mean of {window})")
     for spec in specs:
         if spec["rule"] == "band":

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import datasets
 
+from tinyzero_trl.errors import DataError
+
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
-
-
-class DataError(ValueError):
-    """Task data that cannot be used as given; the message names the file or dataset and the fix."""
 
 
 def load_local(path: str | os.PathLike, required_columns: list[str]) -> datasets.Dataset:

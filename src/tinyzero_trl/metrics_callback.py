@@ -1,0 +1,96 @@
+"""metrics.jsonl, written: a ``TrainerCallback`` that appends every logged step and flushes it to disk.
+
+The file is append-only. A process killed in the middle of a write can leave a partial last line; the next
+writer (a resumed run) moves those bytes to ``metrics.jsonl.cut`` before appending, so a new line is never
+glued onto a broken one and nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from tinyzero_trl.metrics import METRICS_FILE, read_metrics
+
+# Trainer's end-of-training summary shares the last step's number; it belongs in run.json, not the curve.
+_SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
+
+
+def repair_partial_line(path: Path) -> int:
+    """Move an unterminated last line of ``path`` aside (to ``PATH.cut``); return the number of bytes moved."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        keep = data.rfind(b"\n") + 1
+        if keep == len(data):
+            return 0
+        with open(path.with_name(path.name + ".cut"), "ab") as cut:
+            cut.write(data[keep:] + b"\n")
+        fh.truncate(keep)
+    return len(data) - keep
+
+
+class MetricsCallback(TrainerCallback):
+    """Append every logged step (train and eval metrics merged) to ``<output_dir>/metrics.jsonl``.
+
+    Logs for one step (train, then eval) are merged and written when the step is over, so each step is one
+    line. Steps already in the file are skipped, so a resumed run never logs a step twice.
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, *, is_writer: bool = True):
+        self.path = Path(output_dir) / METRICS_FILE
+        self.pending: dict | None = None
+        self.summary: dict = {}
+        self.logged_steps: set[int] = set()
+        if is_writer and self.path.exists():
+            cut = repair_partial_line(self.path)
+            if cut:
+                print(f"[tinyzero-trl] {self.path}: set aside a partial last line ({cut} bytes, cut by a crash "
+                      f"mid-write) in {self.path.name}.cut")
+            self.logged_steps = {row["step"] for row in read_metrics(self.path, strict=False)}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        clean = {k: _jsonable(v) for k, v in logs.items()}
+        if _SUMMARY_KEYS & clean.keys():
+            self.summary.update(clean)
+            return
+        if self.pending is not None and self.pending["step"] != state.global_step:
+            self._flush()
+        if self.pending is None:
+            self.pending = {"step": state.global_step}
+        self.pending.update(clean)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._flush()
+
+    def on_save(self, args, state, control, **kwargs):
+        self._flush()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._flush()
+
+    def _flush(self) -> None:
+        row, self.pending = self.pending, None
+        if row is None or row["step"] in self.logged_steps:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, allow_nan=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.logged_steps.add(row["step"])
+
+
+def _jsonable(value):
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
