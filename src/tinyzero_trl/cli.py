@@ -55,9 +55,10 @@ def cmd_evaluate(args) -> int:
 
     data = {"source": args.data_source, "path": args.data_path, "template": args.template}
     result = evaluate(args.task, args.model_path, backend=args.backend, limit=args.limit,
-                      num_samples=args.num_samples, temperature=args.temperature,
-                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                      data_overrides=data, output=args.output)
+                      num_samples=args.num_samples, temperature=args.temperature, top_p=args.top_p,
+                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                      data_overrides=data, scorer=args.scorer, revision=args.revision,
+                      trust_remote_code=args.trust_remote_code, seed=args.seed, output=args.output)
     print(json.dumps({k: v for k, v in result.items() if k != "items"}, indent=2))
     return 0
 
@@ -160,12 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["auto", "vllm", "hf"], default="auto")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items")
     p.add_argument("--num-samples", "--num_samples", type=int, default=1, help="k for pass@k (sampling)")
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--temperature", type=float, default=None, help="0 is greedy (the default for one sample)")
+    p.add_argument("--top-p", "--top_p", type=float, default=1.0, help="nucleus sampling (1.0: off)")
+    p.add_argument("--top-k", "--top_k", type=int, default=0, help="top-k sampling (0: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=1024)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--data-source", choices=["hub", "local", "generate"], default=None)
     p.add_argument("--data-path", default=None)
     p.add_argument("--template", default=None)
+    p.add_argument("--scorer", default=None, metavar="REWARD",
+                   help="the reward that scores answers (default: the accuracy reward behind the run's rewards)")
+    p.add_argument("--revision", default=None, help="hub revision of the model (as model.revision in training)")
+    p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--output", default=None, help="write the full result JSON here")
     p.set_defaults(func=cmd_evaluate)
 

@@ -122,15 +122,9 @@ def validate(raw: dict) -> RunConfig:
         raise ConfigError(f"data.source={data.source!r} is not one of {list(SOURCES)}")
     if data.source == "local" and not data.path:
         raise ConfigError("data.source=local needs data.path=FILE")
-    if not rewards:
-        raise ConfigError("rewards is empty: name at least one reward, e.g. rewards.countdown_equation=1.0")
-    from tinyzero_trl.rewards import REWARDS
+    from tinyzero_trl.rewards import resolve_rewards
 
-    for name, weight in rewards.items():
-        if name not in REWARDS:
-            raise ConfigError(f"unknown reward 'rewards.{name}'{_closest(name, list(REWARDS))} Known: {sorted(REWARDS)}")
-        if not isinstance(weight, (int, float)):
-            raise ConfigError(f"rewards.{name}={weight!r}: a reward's weight must be a number")
+    rewards = dict(resolve_rewards(rewards))
     if not training.get("output_dir"):
         raise ConfigError("training.output_dir is not set: add training.output_dir=DIR (the run directory)")
     if "reward_weights" in training:

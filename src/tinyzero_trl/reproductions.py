@@ -144,13 +144,13 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     summary: dict = {"reproduction": name}
     if repro.evaluate and "base_accuracy" not in _existing_summary(out):
         summary["base_accuracy"] = _accuracy(repro, resolved["model"]["name_or_path"], out / "eval_base.json",
-                                             data=resolved["data"])
+                                             resolved=resolved, base=True)
     code = run_plan(plan)  # starts and stops the vLLM server when the plan has one
     if code != 0 or read_status(out).get("status") != "completed":
         print(f"[tinyzero-trl] training did not complete (exit {code}); see {out}/run.json", file=sys.stderr)
         return code or 1
     if repro.evaluate:
-        summary["final_accuracy"] = _accuracy(repro, str(out), out / "eval_final.json", data=resolved["data"])
+        summary["final_accuracy"] = _accuracy(repro, str(out), out / "eval_final.json", resolved=resolved, base=False)
     previous = _existing_summary(out)
     summary = {**previous, **summary, "wall_seconds": round(previous.get("wall_seconds", 0) + time.time() - start, 1)}
     write_json(out / "summary.json", summary)
@@ -174,12 +174,19 @@ def _existing_summary(out: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _accuracy(repro: Reproduction, model_path: str, output: Path, *, data: dict) -> float:
-    """Greedy held-out accuracy of ``model_path`` on the run's own task data (written to ``output``)."""
+def _accuracy(repro: Reproduction, model_path: str, output: Path, *, resolved: dict, base: bool) -> float:
+    """Greedy held-out accuracy of ``model_path`` on the run's own task data (written to ``output``).
+
+    The base model is loaded with the recipe's revision and ``trust_remote_code``, exactly as the trainer loads
+    it; answers are scored by the accuracy reward behind the recipe's rewards.
+    """
     from tinyzero_trl.evaluate import evaluate
 
     args = dict(repro.evaluate)
     task = args.pop("task")
-    result = evaluate(task, model_path, output=str(output), data_overrides=data, **args)
+    model = resolved["model"]
+    load = {"revision": model.get("revision"), "trust_remote_code": bool(model.get("trust_remote_code"))} if base else {}
+    result = evaluate(task, model_path, output=str(output), data_overrides=resolved["data"],
+                      rewards=resolved["rewards"], **load, **args)
     print(f"[tinyzero-trl] {model_path}: {task} accuracy {result['accuracy']:.3f} on {result['num_items']} items")
     return result["accuracy"]

@@ -14,6 +14,7 @@ from accelerate import PartialState
 
 from tinyzero_trl.config import ConfigError, RunConfig
 from tinyzero_trl.metrics_callback import MetricsCallback
+from tinyzero_trl.processing import load_processing_class
 from tinyzero_trl.run_dir import (
     CONFIG_FILE,
     ENV_FILE,
@@ -46,23 +47,6 @@ def check_model(model_cfg) -> None:
             f"({type(err).__name__}). Download it where the hub is reachable (it is cached in HF_HOME), "
             "or point model.name_or_path at a local directory."
         ) from err
-
-
-def load_processing_class(model_cfg, task: str):
-    """The tokenizer (text tasks) or processor (multimodal), with a pad token GRPO can batch with."""
-    from transformers import AutoTokenizer
-
-    kwargs = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
-    if task == "multimodal":  # AutoProcessor, or an image-only processor where torchvision is missing
-        from tinyzero_trl.vlm import load_processor
-
-        processor = load_processor(model_cfg.name_or_path, **kwargs)
-        tokenizer = processor.tokenizer
-    else:
-        processor = tokenizer = AutoTokenizer.from_pretrained(model_cfg.name_or_path, **kwargs)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return processor
 
 
 def grpo_args(cfg: RunConfig, reward_weights: list[float]):
@@ -111,7 +95,8 @@ def build_trainer(cfg: RunConfig, *, resolved: dict | None = None):
                 print(f"[tinyzero-trl] fresh start: previous run moved to {moved}")
         checkpoint = None if cfg.fresh else latest_checkpoint(out)
     check_model(cfg.model)
-    processing_class = load_processing_class(cfg.model, cfg.data.task)
+    processing_class = load_processing_class(cfg.model.name_or_path, cfg.data.task, revision=cfg.model.revision,
+                                             trust_remote_code=cfg.model.trust_remote_code)
     with state.main_process_first():  # one process builds the datasets cache, the others reuse it
         splits = load_task_data(cfg.data, processing_class, seed=cfg.seed)
     funcs, weights = get_reward_funcs(cfg.rewards)

@@ -121,29 +121,3 @@ def set_pixel_limits(processor, *, min_pixels: int | None = None, max_pixels: in
     for key, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
         if value is not None and hasattr(image_processor, key):
             setattr(image_processor, key, int(value))
-
-
-def generate_multimodal(model, processor, prompts: list, images: list, *, num_samples: int = 1,
-                        max_new_tokens: int = 1024, temperature: float = 0.0, batch_size: int = 16,
-                        progress: bool = True) -> list[list[str]]:
-    """Batched ``generate`` on conversational image prompts; ``num_samples`` completions per prompt.
-
-    Each prompt's ``{"type": "image"}`` placeholder is filled with its image by TRL's own
-    ``prepare_multimodal_messages``, so evaluation renders prompts exactly as training did.
-    """
-    from tqdm.auto import tqdm
-    from trl.data_utils import prepare_multimodal_messages
-
-    from tinyzero_trl.evaluate import generate_batch
-
-    tokenizer = processor.tokenizer
-    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
-    outputs: list[list[str]] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch", disable=not progress):
-        chunk = [prepare_multimodal_messages(prompt, images=[image] if image is not None else [])
-                 for prompt, image in zip(prompts[start:start + batch_size], images[start:start + batch_size])]
-        enc = processor.apply_chat_template(chunk, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                            return_tensors="pt", processor_kwargs={"padding": True})
-        outputs += generate_batch(model, tokenizer, enc.to(model.device), num_samples=num_samples,
-                                  max_new_tokens=max_new_tokens, temperature=temperature)
-    return outputs

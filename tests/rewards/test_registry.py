@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinyzero_trl.rewards import REWARDS, get_reward_funcs, register
+from tinyzero_trl.errors import ConfigError
+from tinyzero_trl.rewards import REWARDS, accuracy_scorer, get_reward_funcs, register, resolve_rewards
 from tinyzero_trl.rewards.countdown import countdown_equation_reward
 
 BUILTIN = ["countdown_equation", "countdown_format", "tinyzero_countdown", "math_accuracy", "think_format"]
@@ -40,11 +41,23 @@ def test_unknown_name_suggests_the_closest():
         get_reward_funcs(["zzzz"])
 
 
-def test_bad_weight():
-    with pytest.raises(ValueError, match="not a number"):
-        get_reward_funcs({"countdown_format": "high"})
-    with pytest.raises(ValueError, match="not a number"):
-        get_reward_funcs({"countdown_format": True})
+@pytest.mark.parametrize("weight", ["high", True, float("nan"), float("inf"), None])
+def test_a_weight_that_is_not_a_finite_number_is_named(weight):
+    with pytest.raises(ConfigError, match=r"rewards\.countdown_format=.*finite number"):
+        get_reward_funcs({"countdown_format": weight, "countdown_equation": 1.0})
+
+
+def test_weights_that_are_all_zero_leave_nothing_to_learn():
+    with pytest.raises(ConfigError, match="every reward weight is 0"):
+        resolve_rewards({"countdown_format": 0.0, "countdown_equation": 0})
+
+
+def test_accuracy_scorer_follows_the_rewards():
+    assert accuracy_scorer({"tinyzero_countdown": 1.0, "countdown_format": 0.0}) == "countdown_equation"
+    assert accuracy_scorer({"math_accuracy": 1.0, "vl_format": 1.0}) == "math_accuracy"  # geometry recipe
+    assert accuracy_scorer({"count_accuracy": 1.0, "vl_format": 1.0}) == "count_accuracy"
+    with pytest.raises(ConfigError, match="none of them judges answers"):
+        accuracy_scorer({"think_format": 1.0})
 
 
 def test_register_decorator():

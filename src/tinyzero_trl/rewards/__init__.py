@@ -13,8 +13,10 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Callable
+from math import isfinite  # (not `import math`: the submodule rewards.math would shadow it here)
 from numbers import Real
 
+from tinyzero_trl.errors import ConfigError
 from tinyzero_trl.rewards.countdown import countdown_equation_reward, tinyzero_countdown_score
 from tinyzero_trl.rewards.format import (
     countdown_format_reward,
@@ -63,36 +65,76 @@ register("count_accuracy")(count_accuracy_reward)
 register("vl_format")(vl_format_reward)
 
 
-def _unknown(name) -> ValueError:
+# For evaluation: the 0/1 correctness reward that judges the same answers as each training reward. A run trained
+# on a shaped score (TinyZero's 0 / 0.1 / 1) is still evaluated on whether its answers are right; format rewards
+# judge no answer and have none.
+ACCURACY_OF = {
+    "countdown_equation": "countdown_equation",
+    "tinyzero_countdown": "countdown_equation",
+    "math_accuracy": "math_accuracy",
+    "count_accuracy": "count_accuracy",
+}
+
+
+def _unknown(name) -> ConfigError:
     close = difflib.get_close_matches(str(name), list(REWARDS), n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"unknown reward {name!r}.{hint} Known rewards: {', '.join(sorted(REWARDS))}")
+    return ConfigError(f"unknown reward 'rewards.{name}'.{hint} Known rewards: {', '.join(sorted(REWARDS))}")
 
 
-def get_reward_funcs(names: list[str] | dict[str, float]) -> tuple[list[RewardFunc], list[float]]:
-    """Resolve reward names to ``(functions, weights)`` in the given order.
+def resolve_rewards(names: list[str] | dict[str, float] | str) -> list[tuple[str, float]]:
+    """Check reward names and weights and return ``[(name, weight)]`` in order: the one validation of both.
 
-    ``names`` is a list (every weight 1.0) or a ``{name: weight}`` mapping. An unknown name raises
-    ``ValueError`` naming it, the closest valid names and all valid names.
+    ``names`` is a list (every weight 1.0) or a ``{name: weight}`` mapping. Raises ``ConfigError`` naming the
+    key for an unknown name (with the closest valid ones), a weight that is not a finite number (``true`` is
+    not a weight), an empty set, or weights that are all zero (nothing to learn from).
     """
     if isinstance(names, str):
         names = [names]
-    pairs = list(names.items()) if isinstance(names, dict) else [(n, 1.0) for n in names]
-    funcs, weights = [], []
+    try:
+        pairs = list(names.items()) if isinstance(names, dict) else [(n, 1.0) for n in names]
+    except TypeError:
+        raise ConfigError(f"rewards={names!r}: expected a mapping of reward name to weight") from None
+    if not pairs:
+        raise ConfigError("rewards is empty: name at least one reward, e.g. rewards.countdown_equation=1.0")
+    out = []
     for name, weight in pairs:
         if name not in REWARDS:
             raise _unknown(name)
-        if isinstance(weight, bool) or not isinstance(weight, Real):
-            raise ValueError(f"reward {name!r}: weight {weight!r} is not a number")
-        funcs.append(REWARDS[name])
-        weights.append(float(weight))
-    return funcs, weights
+        if isinstance(weight, bool) or not isinstance(weight, Real) or not isfinite(weight):
+            raise ConfigError(f"rewards.{name}={weight!r}: a reward's weight must be a finite number, e.g. "
+                              f"rewards.{name}=1.0 (0.0 logs the reward without training on it)")
+        out.append((name, float(weight)))
+    if not any(w for _, w in out):
+        raise ConfigError(f"every reward weight is 0 ({', '.join(n for n, _ in out)}): nothing to learn from; "
+                          "give at least one reward a non-zero weight")
+    return out
+
+
+def get_reward_funcs(names: list[str] | dict[str, float]) -> tuple[list[RewardFunc], list[float]]:
+    """Resolve reward names to ``(functions, weights)`` in the given order (validated by ``resolve_rewards``)."""
+    pairs = resolve_rewards(names)
+    return [REWARDS[n] for n, _ in pairs], [w for _, w in pairs]
+
+
+def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
+    """The name of the 0/1 accuracy reward that evaluates a run trained on ``rewards`` (see ``ACCURACY_OF``)."""
+    names = list(rewards)
+    found = sorted({ACCURACY_OF[n] for n in names if n in ACCURACY_OF})
+    if len(found) != 1:
+        what = "none of them judges answers" if not found else f"they judge answers in {len(found)} ways ({found})"
+        raise ConfigError(f"cannot tell how to score held-out answers from rewards {names}: {what}; "
+                          f"pass the scorer explicitly (one of {sorted(set(ACCURACY_OF.values()))})")
+    return found[0]
 
 
 __all__ = [
     "REWARDS",
     "register",
     "get_reward_funcs",
+    "resolve_rewards",
+    "accuracy_scorer",
+    "ACCURACY_OF",
     "countdown_equation_reward",
     "countdown_format_reward",
     "tinyzero_countdown_score",

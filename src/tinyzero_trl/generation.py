@@ -1,0 +1,158 @@
+"""Generation for evaluation: one set of sampling settings, three engines (HF text, HF image+text, vLLM).
+
+``Sampling`` is the single description of how completions are drawn. Each engine is handed exactly these
+settings and nothing else, so that greedy means greedy and "T=0.6, top-p 0.95" means the same on both
+backends: HF ``generate`` otherwise fills the gaps from the checkpoint's ``generation_config.json`` (Qwen's
+instruct checkpoints ask for top-k 20, top-p 0.8 and a repetition penalty), which a vLLM ``SamplingParams`` never
+sees. Only the stop tokens are taken from the checkpoint, on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How completions are drawn: ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1.0 are off."""
+
+    num_samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 1024
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = []
+        if self.num_samples < 1:
+            problems.append(f"num_samples={self.num_samples} (need at least 1)")
+        if self.temperature < 0:
+            problems.append(f"temperature={self.temperature} (need >= 0; 0 is greedy)")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p={self.top_p} (need 0 < top_p <= 1)")
+        if self.top_k < 0:
+            problems.append(f"top_k={self.top_k} (need >= 0; 0 is off)")
+        if self.max_new_tokens < 1:
+            problems.append(f"max_new_tokens={self.max_new_tokens} (need at least 1)")
+        if problems:
+            from tinyzero_trl.errors import UserError
+
+            raise UserError("invalid sampling settings: " + "; ".join(problems))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def hf_generation_config(self, model_generation_config=None):
+        """A ``transformers.GenerationConfig`` with exactly these settings; only stop tokens come from the model.
+
+        transformers 5 fills every field left unset from the checkpoint's generation config, so each field that
+        shapes the distribution is set here, to its neutral value when these settings do not use it.
+        """
+        from transformers import GenerationConfig
+
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens, num_return_sequences=self.num_samples, do_sample=not self.greedy,
+            temperature=1.0 if self.greedy else self.temperature, top_p=self.top_p if not self.greedy else 1.0,
+            top_k=self.top_k if not self.greedy else 0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0,
+            eta_cutoff=0.0, repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1, min_new_tokens=0,
+            eos_token_id=getattr(model_generation_config, "eos_token_id", None))
+
+    def vllm_params(self):
+        """``vllm.SamplingParams`` with exactly these settings (vLLM takes stop tokens from the checkpoint)."""
+        from vllm import SamplingParams
+
+        return SamplingParams(n=self.num_samples, temperature=self.temperature,
+                              top_p=1.0 if self.greedy else self.top_p, top_k=0 if self.greedy else self.top_k,
+                              max_tokens=self.max_new_tokens, seed=self.seed, repetition_penalty=1.0)
+
+
+def prompt_texts(prompts, tokenizer) -> list[str]:
+    """Plain prompts pass through; conversational ones are rendered with the chat template, as TRL does."""
+    texts = []
+    for p in prompts:
+        if isinstance(p, str):
+            texts.append(p)
+        else:
+            texts.append(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True))
+    return texts
+
+
+def generate_batch(model, tokenizer, enc, sampling: Sampling) -> list[list[str]]:
+    """One ``generate`` call on an encoded, left-padded batch: ``num_samples`` decoded completions per row."""
+    import torch
+
+    config = sampling.hf_generation_config(getattr(model, "generation_config", None))
+    config.pad_token_id = tokenizer.pad_token_id
+    with torch.no_grad():
+        gen = model.generate(**enc, generation_config=config)
+    texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    n = sampling.num_samples
+    return [texts[i:i + n] for i in range(0, len(texts), n)]
+
+
+def generate_hf(model, tokenizer, texts: list[str], sampling: Sampling, *, batch_size: int = 16,
+                progress: bool = True) -> list[list[str]]:
+    """Batched HF ``generate`` on text prompts, with a progress bar; ``num_samples`` completions per prompt."""
+    import torch
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(sampling.seed)
+    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
+    outputs: list[list[str]] = []
+    for start in tqdm(range(0, len(texts), batch_size), desc="generating", unit="batch", disable=not progress):
+        chunk = texts[start:start + batch_size]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        outputs += generate_batch(model, tokenizer, enc, sampling)
+    return outputs
+
+
+def generate_multimodal(model, processor, prompts: list, images: list, sampling: Sampling, *,
+                        batch_size: int = 16, progress: bool = True) -> list[list[str]]:
+    """Batched HF ``generate`` on conversational image prompts; ``num_samples`` completions per prompt.
+
+    Each prompt's ``{"type": "image"}`` placeholder is filled with its image by TRL's own
+    ``prepare_multimodal_messages``, so evaluation renders prompts exactly as training did.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from trl.data_utils import prepare_multimodal_messages
+
+    torch.manual_seed(sampling.seed)
+    tokenizer = processor.tokenizer
+    tokenizer.padding_side = "left"
+    outputs: list[list[str]] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch", disable=not progress):
+        chunk = [prepare_multimodal_messages(prompt, images=[image] if image is not None else [])
+                 for prompt, image in zip(prompts[start:start + batch_size], images[start:start + batch_size])]
+        enc = processor.apply_chat_template(chunk, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                            return_tensors="pt", processor_kwargs={"padding": True})
+        outputs += generate_batch(model, tokenizer, enc.to(model.device), sampling)
+    return outputs
+
+
+def generate_vllm(model_path: str, texts: list[str], sampling: Sampling, *, revision: str | None = None,
+                  trust_remote_code: bool = False, dtype: str = "auto") -> list[list[str]]:
+    """Generation with vLLM; same output shape as ``generate_hf``. The engine is shut down before returning."""
+    from vllm import LLM
+
+    llm = LLM(model=model_path, revision=revision, trust_remote_code=trust_remote_code, dtype=dtype,
+              seed=sampling.seed)
+    try:
+        return [[o.text for o in r.outputs] for r in llm.generate(texts, sampling.vllm_params())]
+    finally:
+        del llm
+
+
+def pick_backend(backend: str) -> str:
+    """``auto`` means vLLM when it is importable and a GPU is visible, else HF generate."""
+    if backend != "auto":
+        return backend
+    try:
+        import torch
+        import vllm  # noqa: F401
+
+        return "vllm" if torch.cuda.is_available() else "hf"
+    except ImportError:
+        return "hf"

@@ -1,0 +1,77 @@
+"""evaluate: the scorer follows the run's rewards, and a pinned revision reaches the loader."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tinyzero_trl import evaluate as ev
+from tinyzero_trl.errors import UserError
+
+
+def _run_dir(tmp_path, task, rewards):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"task": task, "source": "generate"},
+                                                     "rewards": rewards}))
+    (run / "config.json").write_text("{}")
+    return run
+
+
+def test_geometry_run_is_scored_with_the_reward_it_trained_on(tmp_path):
+    run = _run_dir(tmp_path, "multimodal", {"math_accuracy": 1.0, "vl_format": 1.0})
+    assert ev.scorer_name("multimodal", str(run)) == "math_accuracy"
+
+
+def test_shaped_score_is_evaluated_on_exact_answers(tmp_path):
+    run = _run_dir(tmp_path, "countdown", {"tinyzero_countdown": 1.0, "countdown_format": 0.0})
+    assert ev.scorer_name("countdown", str(run)) == "countdown_equation"
+
+
+def test_bare_model_uses_the_rewards_it_is_given_then_the_task_default(tmp_path):
+    assert ev.scorer_name("multimodal", str(tmp_path), {"math_accuracy": 1.0}) == "math_accuracy"
+    assert ev.scorer_name("multimodal", str(tmp_path)) == "count_accuracy"
+    assert ev.scorer_name("math", str(tmp_path), scorer="think_format") == "think_format"
+    with pytest.raises(UserError, match="--scorer 'nope'"):
+        ev.scorer_name("math", str(tmp_path), scorer="nope")
+
+
+def test_revision_and_remote_code_reach_the_loader(tmp_path, monkeypatch):
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_loader(name, task, **kwargs):
+        seen.update(kwargs, name=name)
+        raise Stop
+
+    monkeypatch.setattr("tinyzero_trl.processing.load_processing_class", fake_loader)
+    with pytest.raises(Stop):
+        ev.evaluate("countdown", "Qwen/Qwen2.5-3B", revision="abc123", trust_remote_code=True)
+    assert seen == {"name": "Qwen/Qwen2.5-3B", "revision": "abc123", "trust_remote_code": True}
+
+
+def test_base_evaluation_of_a_reproduction_loads_the_pinned_revision(monkeypatch, tmp_path):
+    from tinyzero_trl import reproductions
+
+    calls = []
+    monkeypatch.setattr("tinyzero_trl.evaluate.evaluate",
+                        lambda task, path, **kw: calls.append((path, kw)) or {"accuracy": 0.5, "num_items": 2})
+    repro = reproductions.Reproduction.load("countdown-3b")
+    resolved = {"model": {"name_or_path": "Qwen/Qwen2.5-3B", "revision": "r1", "trust_remote_code": False},
+                "data": {"task": "countdown"}, "rewards": {"tinyzero_countdown": 1.0}}
+    reproductions._accuracy(repro, "Qwen/Qwen2.5-3B", tmp_path / "e.json", resolved=resolved, base=True)
+    reproductions._accuracy(repro, str(tmp_path), tmp_path / "f.json", resolved=resolved, base=False)
+    assert calls[0][1]["revision"] == "r1" and calls[0][1]["rewards"] == {"tinyzero_countdown": 1.0}
+    assert "revision" not in calls[1][1]  # the trained model is a local directory: no hub revision
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p / "model.bin").write_text("x") and p / "model.bin", "is a file"),
+    (lambda p: p, "no config.json there"),
+    (lambda p: p / "missing", "no such directory"),
+])
+def test_bad_model_path_is_named(tmp_path, make, message):
+    with pytest.raises(UserError, match=message):
+        ev.evaluate("countdown", str(make(tmp_path)))
