@@ -57,9 +57,9 @@ def verify(session: nox.Session) -> None:
         if not (runs / name).is_dir():
             results[name] = "not run"
             continue
-        session.run("tinyzero-trl", "verify", name, "--run-dir", str(runs / name), success_codes=[0, 1, 2])
+        session.run("tinyzero-trl", "verify", name, "--run-dir", str(runs / name), success_codes=[0, 1, 2, 3])
         report = session.run("tinyzero-trl", "verify", name, "--run-dir", str(runs / name), "--json",
-                             silent=True, success_codes=[0, 1, 2])
+                             silent=True, success_codes=[0, 1, 2, 3])
         results[name] = json.loads(report)["verdict"] if report else "?"
     width = max(map(len, results))
     print("\nreproduction".ljust(width + 2) + "verdict")

@@ -35,7 +35,8 @@ BARE = r'''
 import json, sys
 from trl import GRPOConfig, GRPOTrainer
 from transformers import AutoTokenizer, TrainerCallback
-from tinyzero_trl.config import compose, validate
+from tinyzero_trl.config import validate
+from tinyzero_trl.recipes import compose
 from tinyzero_trl.data import load_task_data
 from tinyzero_trl.rewards import get_reward_funcs
 

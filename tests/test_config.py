@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tinyzero_trl.config import ConfigError, compose, validate
+from tinyzero_trl.config import ConfigError, validate
+from tinyzero_trl.recipes import compose
 
 RECIPES = sorted(p for p in (Path(__file__).parents[1] / "src/tinyzero_trl/configs").glob("*/*.yaml")
                  if p.parent.name != "smoke")

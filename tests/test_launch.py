@@ -11,18 +11,18 @@ import time
 import pytest
 
 from tinyzero_trl.cli import main as cli_main
+from tinyzero_trl.errors import UserError
 from tinyzero_trl.launch import (
     CONFIG_DIR,
     LaunchPlan,
-    VLLMServer,
     accelerate_configs,
-    add_vllm_server,
+    prepare,
     read_accelerate_config,
     resolve_accelerate_config,
-    split_gpus,
-    vllm_server_for,
 )
+from tinyzero_trl.vllm_server import VLLMServer, split_gpus, vllm_server_for
 
+CFG = "/runs/x/config.yaml"
 SERVER_RECIPE = {"model": {"name_or_path": "Qwen/Qwen2.5-3B-Instruct", "dtype": "bfloat16", "revision": None},
                  "training": {"use_vllm": True, "vllm_mode": "server"}}
 
@@ -53,35 +53,35 @@ def test_packaged_name_and_user_file(tmp_path):
     own = tmp_path / "mine.yaml"
     own.write_text("distributed_type: MULTI_GPU\n")
     assert resolve_accelerate_config(str(own)) == own
-    cmd = LaunchPlan(overrides=[], accelerate=str(own), num_processes=2, cpu=False).command()
+    cmd = LaunchPlan(config_file=CFG, accelerate=str(own), num_processes=2, cpu=False).command()
     assert _after(cmd, "--config_file") == str(own)
 
 
 def test_bad_name_lists_packaged_ones():
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(UserError) as err:
         resolve_accelerate_config("zero4")
     for name in ("ddp", "zero1", "zero2", "zero3", "fsdp"):
         assert name in str(err.value)
 
 
 def test_gpu_command_single_node():
-    plan = LaunchPlan(overrides=["+countdown=grpo-qwen-2.5-3b-base"], accelerate="zero2", num_processes=2, cpu=False)
+    plan = LaunchPlan(config_file=CFG, accelerate="zero2", num_processes=2, cpu=False)
     cmd = plan.command()
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert _after(cmd, "--num_processes") == "2" and _after(cmd, "--num_machines") == "1"
-    assert cmd[-2].endswith("grpo.py") and cmd[-1] == "+countdown=grpo-qwen-2.5-3b-base"
+    assert cmd[-3].endswith("grpo.py") and cmd[-2:] == ["--config", CFG]  # the ranks read the resolved config
     for flag in ("--cpu", "--mixed_precision", "--multi_gpu", "--machine_rank"):
         assert flag not in cmd
-    assert plan.env == {} and not any(o.startswith("++training.use_cpu") for o in cmd)
+    assert plan.env == {}
 
 
 def test_no_config_several_gpus_is_multi_gpu():
-    assert "--multi_gpu" in LaunchPlan(overrides=[], num_processes=4, cpu=False).command()
-    assert "--multi_gpu" not in LaunchPlan(overrides=[], num_processes=1, cpu=False).command()
+    assert "--multi_gpu" in LaunchPlan(config_file=CFG, num_processes=4, cpu=False).command()
+    assert "--multi_gpu" not in LaunchPlan(config_file=CFG, num_processes=1, cpu=False).command()
 
 
 def test_multi_node_flags():
-    plan = LaunchPlan(overrides=[], accelerate="zero3", num_processes=16, num_machines=2, machine_rank=1,
+    plan = LaunchPlan(config_file=CFG, accelerate="zero3", num_processes=16, num_machines=2, machine_rank=1,
                       main_process_ip="10.0.0.1", main_process_port=29555, cpu=False)
     cmd = plan.command()
     assert _after(cmd, "--num_machines") == "2" and _after(cmd, "--machine_rank") == "1"
@@ -89,38 +89,37 @@ def test_multi_node_flags():
 
 
 def test_multi_node_needs_ip_and_divisible_processes():
-    with pytest.raises(ValueError, match="main-process-ip"):
-        LaunchPlan(overrides=[], num_processes=2, num_machines=2, cpu=False).command()
-    with pytest.raises(ValueError, match="multiple"):
-        LaunchPlan(overrides=[], num_processes=3, num_machines=2, main_process_ip="h", cpu=False).command()
+    with pytest.raises(UserError, match="main-process-ip"):
+        LaunchPlan(config_file=CFG, num_processes=2, num_machines=2, cpu=False)
+    with pytest.raises(UserError, match="multiple"):
+        LaunchPlan(config_file=CFG, num_processes=3, num_machines=2, main_process_ip="h", cpu=False)
 
 
 @pytest.mark.parametrize("name", ["ddp", "zero2", "zero3"])
 def test_cpu_settings_with_config(name):
-    plan = LaunchPlan(overrides=["a=1"], accelerate=name, num_processes=2, cpu=True)
+    plan = LaunchPlan(config_file=CFG, accelerate=name, num_processes=2, cpu=True)
     cmd = plan.command()
     # --cpu would make accelerate ignore the config and start one process
     assert "--cpu" not in cmd and "--multi_gpu" not in cmd
     assert _after(cmd, "--mixed_precision") == "no"
-    assert cmd[-1] == "++training.use_cpu=true"
     assert plan.env["DS_ACCELERATOR"] == "cpu"
     assert plan.shell().startswith("DS_ACCELERATOR=cpu ")
 
 
 def test_cpu_settings_without_config():
-    assert "--cpu" in LaunchPlan(overrides=[], num_processes=1, cpu=True).command()
-    several = LaunchPlan(overrides=[], num_processes=2, cpu=True).command()
+    assert "--cpu" in LaunchPlan(config_file=CFG, num_processes=1, cpu=True).command()
+    several = LaunchPlan(config_file=CFG, num_processes=2, cpu=True).command()
     assert "--multi_gpu" in several and "--cpu" not in several  # accelerate allows only one of them
 
 
 def test_fsdp_refused_on_cpu():
-    with pytest.raises(ValueError, match="FSDP needs GPUs"):
-        LaunchPlan(overrides=[], accelerate="fsdp", num_processes=2, cpu=True).command()
-    assert "--config_file" in LaunchPlan(overrides=[], accelerate="fsdp", num_processes=2, cpu=False).command()
+    with pytest.raises(UserError, match="FSDP needs GPUs"):
+        LaunchPlan(config_file=CFG, accelerate="fsdp", num_processes=2, cpu=True)
+    assert "--config_file" in LaunchPlan(config_file=CFG, accelerate="fsdp", num_processes=2, cpu=False).command()
 
 
 def test_user_env_wins_over_cpu_default():
-    plan = LaunchPlan(overrides=[], num_processes=1, cpu=True, env={"DS_ACCELERATOR": "xpu"})
+    plan = LaunchPlan(config_file=CFG, num_processes=1, cpu=True, env={"DS_ACCELERATOR": "xpu"})
     assert plan.env["DS_ACCELERATOR"] == "xpu"
 
 
@@ -151,35 +150,42 @@ def test_vllm_server_flags_equal_trls_build_command():
 def test_split_gpus():
     assert split_gpus(3, 1) == (["0", "1", "2"], ["3"])
     assert split_gpus(2, 2, "4,5,6,7") == (["4", "5"], ["6", "7"])
-    with pytest.raises(ValueError, match="visible"):
+    with pytest.raises(UserError, match="visible"):
         split_gpus(4, 4, "0,1,2,3")
+
+
+SERVER_ARGS = ["+countdown=grpo-qwen-2.5-3b-instruct", "training.output_dir=/tmp/never-written"]
 
 
 def test_vllm_server_plan(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    plan = add_vllm_server(LaunchPlan(overrides=["x=1"], accelerate="zero3", num_processes=3, cpu=False),
-                           SERVER_RECIPE, vllm_gpus=1, port=8010)
+    prepared = prepare(SERVER_ARGS, accelerate="zero3", num_processes=3, cpu=False, vllm_gpus=1, vllm_port=8010)
+    plan = prepared.plan
     assert plan.vllm_server.gpus == ["3"] and plan.gpus == ["0", "1", "2"]
     assert plan.env["CUDA_VISIBLE_DEVICES"] == "0,1,2"
-    assert plan.command()[-1] == "++training.vllm_server_base_url=http://127.0.0.1:8010"
+    # the URL goes into the config the ranks read, not onto their command line
+    assert prepared.resolved["training"]["vllm_server_base_url"] == "http://127.0.0.1:8010"
     assert "--dtype bfloat16" in plan.vllm_server.shell()
     assert plan.vllm_server.shell().startswith("CUDA_VISIBLE_DEVICES=3 VLLM_SERVER_DEV_MODE=1 ")
 
 
 def test_vllm_server_plan_refuses_colocate_and_multi_node():
-    colocate = {"model": {"name_or_path": "m"}, "training": {"use_vllm": True, "vllm_mode": "colocate"}}
-    with pytest.raises(ValueError, match="vllm_mode=server"):
-        add_vllm_server(LaunchPlan(overrides=[], cpu=False), colocate, vllm_gpus=1)
-    multi = LaunchPlan(overrides=[], num_processes=16, num_machines=2, main_process_ip="h", cpu=False)
-    with pytest.raises(ValueError, match="vllm-server-only"):
-        add_vllm_server(multi, SERVER_RECIPE, vllm_gpus=8)
+    with pytest.raises(UserError, match="vllm_mode=server"):
+        prepare(["+countdown=grpo-qwen-2.5-3b-base", "training.output_dir=/tmp/x"], cpu=False, vllm_gpus=1)
+    with pytest.raises(UserError, match="vllm-server-only"):
+        prepare(SERVER_ARGS, num_processes=16, num_machines=2, main_process_ip="h", cpu=False, vllm_gpus=8)
 
 
 def test_remote_vllm_server_url():
-    plan = LaunchPlan(overrides=[], accelerate="zero3", num_processes=16, num_machines=2, main_process_ip="h",
-                      vllm_server_url="http://vllm-node:8000", cpu=False)
-    assert plan.command()[-1] == "++training.vllm_server_base_url=http://vllm-node:8000"
+    prepared = prepare(SERVER_ARGS, accelerate="zero3", num_processes=16, num_machines=2, main_process_ip="h",
+                       vllm_server_url="http://vllm-node:8000", cpu=False)
+    assert prepared.resolved["training"]["vllm_server_base_url"] == "http://vllm-node:8000"
     assert vllm_server_for(SERVER_RECIPE, ["0"]).model == "Qwen/Qwen2.5-3B-Instruct"
+
+
+def test_cpu_launch_writes_use_cpu_into_the_config():
+    prepared = prepare(["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", "training.output_dir=/tmp/x"], cpu=True)
+    assert prepared.resolved["training"]["use_cpu"] is True and prepared.plan.cpu
 
 
 def test_cli_dry_run_prints_both_commands(tiny_model, capsys, monkeypatch):
@@ -192,7 +198,7 @@ def test_cli_dry_run_prints_both_commands(tiny_model, capsys, monkeypatch):
     assert "vLLM command : CUDA_VISIBLE_DEVICES=3 VLLM_SERVER_DEV_MODE=1" in out
     assert "--logprobs-mode processed_logprobs" in out
     assert "launch       :" in out and "CUDA_VISIBLE_DEVICES=0,1,2" in out
-    assert "++training.vllm_server_base_url=http://127.0.0.1:8000" in out
+    assert "--config /tmp/never-written/config.yaml" in out
 
 
 def test_cli_dry_run_bad_config_name(capsys):
@@ -201,9 +207,9 @@ def test_cli_dry_run_bad_config_name(capsys):
     assert code == 2 and "packaged: ddp, fsdp, zero1, zero2, zero3" in capsys.readouterr().err
 
 
-def test_run_plan_starts_waits_for_and_stops_the_server(tmp_path, monkeypatch):
-    """run_plan: server up, /health answered, trainer runs against it, server stopped after."""
-    from tinyzero_trl import launch
+def test_execute_starts_waits_for_and_stops_the_server(tmp_path, monkeypatch):
+    """execute: server up, /health answered, trainer runs against it, server stopped after."""
+    from tinyzero_trl import launch, vllm_server
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -219,16 +225,16 @@ def test_run_plan_starts_waits_for_and_stops_the_server(tmp_path, monkeypatch):
         f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
     )
 
-    class FakeServer(launch.VLLMServer):
+    class FakeServer(VLLMServer):
         def command(self):
             return [sys.executable, "-c", server_code]
 
     trainer = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health')"
-    plan = LaunchPlan(overrides=[], cpu=False, vllm_server=FakeServer(model="m", gpus=["0"], port=port))
+    plan = LaunchPlan(config_file=CFG, cpu=False, vllm_server=FakeServer(model="m", gpus=["0"], port=port))
     monkeypatch.setattr(LaunchPlan, "command", lambda self: [sys.executable, "-c", trainer])
     real_sleep = time.sleep
-    monkeypatch.setattr(launch.time, "sleep", lambda s: real_sleep(min(s, 0.2)))  # poll faster than every 5 s
-    assert launch.run_plan(plan, server_timeout=60) == 0
+    monkeypatch.setattr(vllm_server.time, "sleep", lambda s: real_sleep(min(s, 0.2)))  # poll faster than every 5 s
+    assert launch.execute(plan, server_timeout=60) == (0, None)
     server_pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)  # stopped (and reaped) after training

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tinyzero_trl.recipes import compose
 from tinyzero_trl.reproductions import REQUIRED_FILES, Reproduction, list_reproductions, reproductions_root
 from tinyzero_trl.verify import RULES
 
@@ -47,11 +48,19 @@ def test_every_reference_check_has_a_known_rule_and_a_source(name):
 
 
 @pytest.mark.parametrize("name", ["countdown-3b", "math-1.5b", "clevr-2b"])
-def test_dry_run_works_offline_and_names_the_accelerate_launch(name):
+def test_dry_run_works_offline_and_plans_what_the_folder_pins(name):
+    """The plan names the folder's model, accelerate config and process count, and fits the hardware it states."""
+    repro = Reproduction.load(name)
     proc = cli("reproduce", name, "--dry-run")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "accelerate.commands.launch" in proc.stdout and "--config_file" in proc.stdout
-    assert "GPU memory" in proc.stdout and "processes" in proc.stdout
+    lines = dict(line.split(" : ", 1) for line in proc.stdout.splitlines() if " : " in line)
+    launch = lines["launch      "]
+    assert f"accelerate_configs/{repro.accelerate}.yaml" in launch
+    assert f"--num_processes {repro.num_processes} " in launch and "grpo.py --config " in launch
+    model = compose([f"+{repro.recipe}"])["model"]["name_or_path"]
+    assert lines["model       "].startswith(model + " (~") and "B parameters" in lines["model       "]
+    assert "); fits the " in lines["memory/GPU  "]
+    assert lines["GPUs needed "].endswith("(enough)")
 
 
 def test_cpu_reproduction_plan_asks_for_no_gpu():

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tinyzero_trl.config import compose
-from tinyzero_trl.launch import LaunchPlan
+from tinyzero_trl.launch import prepare, read_accelerate_config, render
 from tinyzero_trl.scale import (
     GB,
     KNOWN_PARAMS,
-    describe_plan,
     estimate_memory,
     model_params,
     params_from_config,
@@ -95,11 +93,11 @@ def test_unknown_model_is_said_not_guessed():
 
 
 def test_strategy_of_packaged_configs():
-    assert strategy("zero3", 8) == ("DeepSpeed ZeRO-3", 3)
-    assert strategy("zero1", 8)[1] == 1
-    assert strategy("ddp", 8) == ("DDP", 0)
-    assert strategy("fsdp", 8)[1] == 3
-    assert strategy(None, 1) == ("single process", 0)
+    assert strategy(read_accelerate_config("zero3"), 8) == ("DeepSpeed ZeRO-3", 3)
+    assert strategy(read_accelerate_config("zero1"), 8)[1] == 1
+    assert strategy(read_accelerate_config("ddp"), 8) == ("DDP", 0)
+    assert strategy(read_accelerate_config("fsdp"), 8)[1] == 3
+    assert strategy({}, 1) == ("single process", 0)
 
 
 def test_tensor_parallel_for_the_server():
@@ -107,9 +105,8 @@ def test_tensor_parallel_for_the_server():
     assert vllm_tensor_parallel(72.7e9) == 8
 
 
-def _plan_text(overrides, **launch):
-    resolved = compose(overrides)
-    return describe_plan(LaunchPlan(overrides=overrides, cpu=False, **launch), resolved)
+def _plan_text(overrides, **options):
+    return render(prepare(overrides, cpu=False, **options))
 
 
 def test_describe_70b_plan_names_nodes():

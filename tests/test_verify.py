@@ -95,8 +95,8 @@ def test_only_reported_checks_are_unchecked_not_passed(repro, tmp_path, capsys):
     run = make_run(tmp_path / "run")
     verdict, _ = verify_run(repro / "expected.json", run)
     assert verdict == "UNCHECKED"
-    assert main(["verify", "demo", "--run-dir", str(run)]) == 0
+    assert main(["verify", "demo", "--run-dir", str(run)]) == 3  # not PASS's exit code
     assert "not a pass" in capsys.readouterr().err
     # --json stays one parseable document (scripts such as .ci/verify_catches.py read it)
-    assert main(["verify", "demo", "--run-dir", str(run), "--json"]) == 0
+    assert main(["verify", "demo", "--run-dir", str(run), "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["verdict"] == "UNCHECKED"

@@ -1,6 +1,9 @@
 """``tinyzero-trl``: train, evaluate, reproduce, verify, record, list, tiny-model, tiny-base.
 
-Each subcommand is a thin shell over one module, so the command line and the Python API do the same thing.
+Each subcommand is a thin shell over one module, so the command line and the Python API do the same thing. This
+module imports nothing heavy at the top: ``--help`` and argument errors answer at once. Every subcommand ends a
+failure with one line on stderr and an exit code (see ``errors``); ``--debug`` or ``TINYZERO_DEBUG=1`` shows the
+traceback as well.
 """
 
 from __future__ import annotations
@@ -10,6 +13,17 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from tinyzero_trl.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_UNCHECKED,
+    UserError,
+    report,
+)
+
+DEBUG_ENV = "TINYZERO_DEBUG"
 
 
 def _add_launch_args(p: argparse.ArgumentParser) -> None:
@@ -22,32 +36,39 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--main-process-port", type=int, default=None)
 
 
+def _launch_result(command: str, code: int, error: dict | None) -> int:
+    """The trainer's own line (and exit code) when it reported one, else a line for a launch that failed silently."""
+    if error:
+        report(command, error.get("message", "training failed"), code=error.get("code", EXIT_FAILED),
+               every_rank=True)
+        return int(error.get("code") or EXIT_FAILED)
+    if code != 0:
+        report(command, f"the training launch exited with code {code} (see the output above)", every_rank=True)
+        return EXIT_FAILED
+    return 0
+
+
 def cmd_train(args) -> int:
     from tinyzero_trl import launch
 
     overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
-    plan = launch.LaunchPlan(overrides=overrides, accelerate=args.accelerate,
-                             num_processes=args.num_processes or args.num_machines,
-                             num_machines=args.num_machines, machine_rank=args.machine_rank,
-                             main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,
-                             vllm_server_url=args.vllm_server_url)
-    resolved = None
-    if args.dry_run or args.vllm_gpus or args.vllm_server_only:  # the recipe names the model vLLM serves
-        from tinyzero_trl.config import compose, validate
+    opts = {"accelerate": args.accelerate, "num_processes": args.num_processes, "num_machines": args.num_machines,
+            "machine_rank": args.machine_rank, "main_process_ip": args.main_process_ip,
+            "main_process_port": args.main_process_port, "vllm_server_url": args.vllm_server_url}
+    if args.vllm_server_only:
+        from tinyzero_trl.recipes import compose
+        from tinyzero_trl.vllm_server import serve_only, split_gpus, vllm_server_for
 
         resolved = compose(overrides)
-        validate(resolved)
-    if args.vllm_server_only:
-        _, gpus = launch.split_gpus(0, args.vllm_gpus or 1, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        return launch.serve_only(launch.vllm_server_for(resolved, gpus, args.vllm_port))
-    if args.vllm_gpus:
-        launch.add_vllm_server(plan, resolved, args.vllm_gpus, args.vllm_port)
+        _, gpus = split_gpus(0, args.vllm_gpus or 1, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        return serve_only(vllm_server_for(resolved, gpus, args.vllm_port))
+    prepared = launch.prepare(overrides, vllm_gpus=args.vllm_gpus, vllm_port=args.vllm_port, **opts)
     if args.dry_run:
-        from tinyzero_trl.scale import describe_plan
-
-        print(describe_plan(plan, resolved))
+        print(launch.render(prepared))
         return 0
-    return launch.run_plan(plan)
+    launch.preflight(prepared)
+    code, error = launch.start(prepared, debug=args.debug)
+    return _launch_result("train", code, error)
 
 
 def cmd_evaluate(args) -> int:
@@ -76,7 +97,7 @@ def cmd_reproduce(args) -> int:
     from tinyzero_trl.reproductions import reproduce
 
     return reproduce(args.name, output_dir=args.output_dir, dry_run=args.dry_run, extra=args.overrides,
-                     num_processes=args.num_processes)
+                     num_processes=args.num_processes, debug=args.debug)
 
 
 def cmd_verify(args) -> int:
@@ -87,12 +108,11 @@ def cmd_verify(args) -> int:
         repro = Reproduction.load(args.name)
         run_dir = Path(args.run_dir) if args.run_dir else runs_root() / args.name
         verdict, table = verify_run(repro.folder / "expected.json", run_dir)
-    except (UnusableRun, FileNotFoundError) as err:
+    except (UnusableRun, UserError) as err:
         if args.json:
             print(json.dumps({"reproduction": args.name, "verdict": "UNUSABLE", "error": str(err)}))
-        else:
-            print(f"verify {args.name}: cannot judge the run: {err}", file=sys.stderr)
-        return 2
+        report("verify", f"{args.name}: cannot judge the run: {err}")
+        return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps({"reproduction": args.name, "verdict": verdict, "run_dir": str(run_dir),
                           "checks": [r.__dict__ for r in table]}, indent=2))
@@ -100,8 +120,9 @@ def cmd_verify(args) -> int:
         print(format_table(table))
         print(f"\n{args.name}: {verdict}   (report: {run_dir / 'verify.md'})")
     if verdict == "UNCHECKED":  # on stderr: --json output must stay one JSON document
-        print("no check had a reference number to meet: reported only, not a pass", file=sys.stderr)
-    return 1 if verdict == "FAIL" else 0
+        report("verify", f"{args.name}: no check had a reference number to meet: reported only, not a pass")
+        return EXIT_UNCHECKED
+    return EXIT_FAILED if verdict == "FAIL" else 0
 
 
 def cmd_record(args) -> int:
@@ -137,10 +158,14 @@ def cmd_tiny_base(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0],
+                                     epilog="exit codes: 0 ok (verify: PASS), 1 failed (verify: FAIL), 2 bad input or "
+                                            "a run that cannot be judged, 3 verify: UNCHECKED, 130/143 interrupted")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="launch GRPO training with Hydra overrides (via accelerate)")
+    p = sub.add_parser("train", parents=[common], help="launch GRPO training with Hydra overrides (via accelerate)")
     _add_launch_args(p)
     p.add_argument("--fresh", action="store_true", help="set an existing run directory aside instead of resuming")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan and exit")
@@ -155,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="e.g. +countdown=grpo-qwen-2.5-3b-base model.name_or_path=DIR")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="held-out accuracy of a saved model")
+    p = sub.add_parser("evaluate", parents=[common], help="held-out accuracy of a saved model")
     p.add_argument("task", choices=["countdown", "math", "multimodal"])
     p.add_argument("--model_path", "--model-path", required=True)
     p.add_argument("--backend", choices=["auto", "vllm", "hf"], default="auto")
@@ -177,10 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="write the full result JSON here")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("list", help="list the reproductions")
+    p = sub.add_parser("list", parents=[common], help="list the reproductions")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("reproduce", help="run a reproduction end to end")
+    p = sub.add_parser("reproduce", parents=[common], help="run a reproduction end to end")
     p.add_argument("name")
     p.add_argument("--output-dir", default=None, help="run directory (default: $TINYZERO_RUNS/NAME or runs/NAME)")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan; download nothing")
@@ -188,44 +213,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser("verify", help="check a run against its reference curve")
+    p = sub.add_parser("verify", parents=[common], help="check a run against its reference curve")
     p.add_argument("name")
     p.add_argument("--run-dir", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("record", help="record a reference curve from several seeds of our own runs")
+    p = sub.add_parser("record", parents=[common], help="record a reference curve from several seeds of our own runs")
     p.add_argument("name")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--every", type=int, default=10, help="reference point every N steps")
     p.add_argument("--window", type=int, default=5, help="steps averaged into each point")
     p.set_defaults(func=cmd_record)
 
-    p = sub.add_parser("tiny-model", help="write a random tiny model + tokenizer (or processor) for smoke tests")
+    p = sub.add_parser("tiny-model", parents=[common], help="write a random tiny model + tokenizer (or processor) for smoke tests")
     p.add_argument("--arch", default="qwen2", choices=["qwen2", "qwen2-vl"],
                    help="qwen2: text model; qwen2-vl: vision-language model with an image processor")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tiny_model)
 
-    p = sub.add_parser("tiny-base", help="rebuild the countdown-tiny base model offline and compare with the packaged one")
+    p = sub.add_parser("tiny-base", parents=[common], help="rebuild the countdown-tiny base model offline and compare with the packaged one")
     p.add_argument("--out", required=True, help="directory for the rebuilt model")
     p.add_argument("--check", action="store_true", help="exit 1 unless the rebuild is bit-identical")
     p.set_defaults(func=cmd_tiny_base)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tinyzero_trl.config import ConfigError
-    from tinyzero_trl.data.sources import DataError
+OVERRIDE_COMMANDS = ("train", "reproduce")
 
-    args = build_parser().parse_args(argv)
+
+def subcommands(parser: argparse.ArgumentParser | None = None) -> list[str]:
+    """The subcommand names, from the parser itself (the Docker entrypoint asks with ``--commands``)."""
+    parser = parser or build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(action.choices)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; Hydra overrides (``key=value``, ``+key=value``, ``~key``) may come anywhere after the name."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        overrides = [a for a in rest if not a.startswith("-") or "=" in a and not a.startswith("--")]
+        unknown = [a for a in rest if a not in overrides]
+        if args.command not in OVERRIDE_COMMANDS or unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown or rest)}")
+        args.overrides = list(args.overrides) + overrides
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--commands"]:
+        print("\n".join(subcommands()))
+        return 0
+    args = parse(argv)
+    args.debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return args.func(args)
-    except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"tinyzero-trl {args.command}: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        return 130
+        report(args.command, "interrupted (Ctrl-C)", every_rank=True)
+        return EXIT_INTERRUPTED
+    except UserError as err:
+        if args.debug:
+            raise
+        report(args.command, str(err), every_rank=True)
+        return err.exit_code
+    except Exception as err:  # a bug, or a library failing in a way we did not foresee
+        if args.debug:
+            raise
+        report(args.command, f"{type(err).__name__}: {err} (run again with --debug or {DEBUG_ENV}=1 for the "
+                             "traceback)", every_rank=True)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

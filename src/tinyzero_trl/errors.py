@@ -29,3 +29,32 @@ class DataError(UserError):
 
 class RunDirError(UserError):
     """A run directory that cannot be used (unwritable, another run still alive in it, unreadable files)."""
+
+
+ERROR_FILE_ENV = "TINYZERO_ERROR_FILE"  # set by `tinyzero-trl train` for its training processes
+
+
+def report(command: str, message: str, *, code: int = EXIT_BAD_INPUT, every_rank: bool = False) -> None:
+    """Print the one line a failed ``command`` leaves on stderr, once per launch.
+
+    A training process launched by ``tinyzero-trl train`` also leaves the line (and exit code) in the file named
+    by ``$TINYZERO_ERROR_FILE``: the first rank to fail writes it, and the launching process shows it as its own
+    last line instead of the launcher's traceback. Without that file only rank 0 prints, since every rank meets
+    the same configuration error (``every_rank`` for errors that may hit one rank alone).
+    """
+    import json
+    import os
+    import sys
+
+    path = os.environ.get(ERROR_FILE_ENV)
+    if path:
+        try:
+            with open(path, "x", encoding="utf-8") as fh:
+                json.dump({"code": code, "message": message, "rank": os.environ.get("RANK")}, fh)
+        except FileExistsError:
+            return  # another rank has already reported
+        except OSError:
+            pass
+    elif not every_rank and os.environ.get("RANK", "0") != "0":
+        return
+    print(f"tinyzero-trl {command}: {message}", file=sys.stderr, flush=True)

