@@ -107,7 +107,8 @@ def cmd_verify(args) -> int:
     try:
         repro = Reproduction.load(args.name)
         run_dir = Path(args.run_dir) if args.run_dir else runs_root() / args.name
-        verdict, table = verify_run(repro.folder / "expected.json", run_dir)
+        pinned, free = repro.pinned(run_dir)
+        verdict, table = verify_run(repro.folder / "expected.json", run_dir, pinned=pinned, not_pinned=free)
     except (UnusableRun, UserError) as err:
         if args.json:
             print(json.dumps({"reproduction": args.name, "verdict": "UNUSABLE", "error": str(err)}))

@@ -58,3 +58,7 @@ def report(command: str, message: str, *, code: int = EXIT_BAD_INPUT, every_rank
     elif not every_rank and os.environ.get("RANK", "0") != "0":
         return
     print(f"tinyzero-trl {command}: {message}", file=sys.stderr, flush=True)
+
+
+class UnusableRun(UserError):
+    """A run (or a reference) that cannot be judged: missing, unfinished, corrupt or impossible files; verify exit 2."""

@@ -87,6 +87,16 @@ class Reproduction:
                               num_processes=num_processes or self.num_processes, cpu=True if self.cpu else None,
                               vllm_gpus=1 if self.vllm_mode == "server" and not self.cpu else 0)
 
+    def pinned(self, output_dir: Path) -> tuple[dict, set]:
+        """The config a run of this reproduction must have been made with, and the keys free to differ.
+
+        The tiny reproductions' base model path is wherever the package is installed, so it is not pinned.
+        """
+        from tinyzero_trl.recipes import compose
+
+        free = {("model", "name_or_path")} if self.tiny_base else set()
+        return compose(self.hydra_overrides(output_dir, [])), free
+
     def header(self, output_dir: Path) -> list[str]:
         """The dry run's first lines: what is reproduced, on what, and how it is evaluated."""
         lines = [f"reproduction : {self.name} -- {self.claim}", f"recipe       : +{self.recipe}",

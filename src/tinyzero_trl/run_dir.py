@@ -152,19 +152,19 @@ def check_writable(run_dir: Path, key: str = "training.output_dir") -> None:
                           "can write, e.g. --output-dir runs/NAME") from err
 
 
-def _differences(old, new, path=()) -> list[str]:
+def _differences(old, new, ignore, path=()) -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for key in sorted(set(old) | set(new), key=str):
-            if (*path, key) not in RELAUNCH_KEYS:
-                out += _differences(old.get(key), new.get(key), (*path, key))
+            if (*path, key) not in ignore:
+                out += _differences(old.get(key), new.get(key), ignore, (*path, key))
         return out
     return [] if old == new else [f"{'.'.join(map(str, path))}: {old!r} -> {new!r}"]
 
 
-def config_differences(old: dict, new: dict) -> list[str]:
-    """Settings two resolved configs disagree on, as ``key: old -> new`` (relaunch-only keys ignored)."""
-    return _differences(old, new)
+def config_differences(old: dict, new: dict, *, ignore: set = RELAUNCH_KEYS) -> list[str]:
+    """Settings two resolved configs disagree on, as ``key: old -> new``; keys in ``ignore`` (tuples) skipped."""
+    return _differences(old, new, ignore)
 
 
 def target_reached(status: dict, training: dict) -> bool:

@@ -1,34 +1,25 @@
-"""Check a run against its reproduction's reference curve: a table, ``verify.md`` and a plot per metric.
+"""Check a run against its reproduction's reference: a table, ``verify.md`` and a plot per metric.
 
-Exit codes: 0 every check passed (verdict PASS) or nothing could be judged because no reference number exists
-(verdict UNCHECKED, never reported as a pass), 1 some check failed, 2 the run cannot be judged (missing, corrupt
-or incomplete files; the message names the file and line).
-
-Rules in ``expected.json`` (each check cites its source):
-- ``band``: at each reference step, the run's mean over ``window`` logged steps ending there lies in [low, high].
-- ``final_mean``: the mean of the last ``window`` logged steps lies in [low, high] (either may be null).
-- ``stays_below``: every windowed mean stays at or below ``high`` (negative results).
-- ``rises``: the mean of the last ``window`` steps exceeds that of the first ``window`` steps.
-- ``at_least`` / ``between``: a ``summary.json`` figure (``summary`` names it) is >= low / within [low, high].
-- ``report``: no published number to compare with; the observed value is shown without a verdict.
+Exit codes: 0 every check passed (PASS), 1 some check failed (FAIL), 2 the run cannot be judged (missing,
+unfinished, corrupt or impossible files, another recipe's run, or an unusable reference: the message names the
+file, the step and the value), 3 nothing was judged because no reference number exists (UNCHECKED, never a pass).
+The rules are described in ``expected.py``; the impossible-run rules in ``sanity.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyzero_trl import sanity
+from tinyzero_trl.errors import UnusableRun
+from tinyzero_trl.expected import RULES, load_expected
 from tinyzero_trl.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics, window_mean
-from tinyzero_trl.run_dir import read_status
+from tinyzero_trl.run_dir import CONFIG_FILE, describe_unfinished, read_json, read_status
 
-RULES = ("band", "final_mean", "stays_below", "rises", "at_least", "between", "report")
-
-
-class UnusableRun(Exception):
-    """The run cannot be judged (exit 2)."""
+__all__ = ["RULES", "Row", "UnusableRun", "check", "format_table", "load_run", "verify_run"]
 
 
 @dataclass
@@ -60,7 +51,7 @@ def load_run(run_dir: Path) -> tuple[list[dict], dict]:
         raise UnusableRun(f"{run_dir}: no such run directory (run `tinyzero-trl reproduce NAME` first)")
     status = read_status(run_dir)
     if status.get("status") != "completed":
-        raise UnusableRun(f"{run_dir / 'run.json'}: run status is {status.get('status', 'missing')!r}, not completed")
+        raise UnusableRun(f"{run_dir / 'run.json'}: the run {describe_unfinished(status)}")
     try:
         rows = read_metrics(run_dir / METRICS_FILE)
     except MetricsError as err:
@@ -70,16 +61,12 @@ def load_run(run_dir: Path) -> tuple[list[dict], dict]:
     if expected_last is not None and last < expected_last:
         raise UnusableRun(f"{run_dir / METRICS_FILE}: ends at step {last} but the run reached step {expected_last} "
                           "(the file was truncated)")
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    return rows, summary
+    return rows, read_json(run_dir / "summary.json")
 
 
 def check(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[list[Row], list]:
     """Apply one check; return its table rows and the series it looked at (for the plot)."""
-    rule = spec.get("rule")
-    if rule not in RULES:
-        raise UnusableRun(f"{where}: rule {rule!r} is not one of {list(RULES)}")
+    rule = spec["rule"]
     name = spec.get("metric") or spec.get("summary")
     if "summary" in spec:
         value = summary.get(spec["summary"])
@@ -159,16 +146,44 @@ def plot(path: Path, name: str, series, specs: list[dict], verdict: str) -> None
     plt.close(fig)
 
 
-def verify_run(expected_path: Path, run_dir: Path) -> tuple[str, list[Row]]:
-    """Verify ``run_dir`` against ``expected_path``; write ``verify.md`` and plots; return (verdict, rows)."""
+def _saved_config(run_dir: Path) -> dict | None:
+    """The run's config.yaml, None when it has none."""
+    import yaml
+
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return None
     try:
-        expected = json.loads(expected_path.read_text())
-    except (OSError, ValueError) as err:
-        raise UnusableRun(f"{expected_path}: unreadable reference ({err})") from err
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UnusableRun(f"{path}: unreadable ({str(err).splitlines()[0]})") from err
+    return config if isinstance(config, dict) else {}
+
+
+def judged_names(expected: dict) -> tuple[set[str], set[str]]:
+    """The metrics and summary figures that some check of ``expected`` judges (``report`` checks judge nothing)."""
+    metrics = {c["metric"] for c in expected["checks"] if "metric" in c and c["rule"] != "report"}
+    summary = {c["summary"] for c in expected["checks"] if "summary" in c and c["rule"] != "report"}
+    return metrics, summary
+
+
+def verify_run(expected_path: Path, run_dir: Path, *, pinned: dict | None = None,
+               not_pinned: set = frozenset()) -> tuple[str, list[Row]]:
+    """Verify ``run_dir`` against ``expected_path``; write ``verify.md`` and plots; return (verdict, rows).
+
+    ``pinned``: the reproduction's resolved config; the run's config.yaml must match it except for the keys
+    ``sanity.NOT_PINNED`` and ``not_pinned`` name.
+    """
+    expected = load_expected(expected_path)
     rows, summary = load_run(run_dir)
+    metrics, figures = judged_names(expected)
+    sanity.check_metrics(rows, metrics, run_dir)
+    sanity.check_summary(summary, figures, run_dir)
+    if pinned is not None:
+        sanity.check_recipe(_saved_config(run_dir), pinned, run_dir, ignore=not_pinned)
     table: list[Row] = []
     per_metric: dict[str, tuple[list, list[dict], list[Row]]] = {}
-    for i, spec in enumerate(expected.get("checks", [])):
+    for i, spec in enumerate(expected["checks"]):
         found, series = check(spec, rows, summary, f"{expected_path} checks[{i}]")
         table += found
         if series:

@@ -29,13 +29,17 @@ from tinyzero_trl.rewards.vision import count_accuracy_reward, vl_format_reward
 RewardFunc = Callable[..., list]
 
 REWARDS: dict[str, RewardFunc] = {}
+# The values a reward can take: a logged mean outside them is an impossible run (verify rejects it).
+BOUNDS: dict[str, tuple[float, float]] = {}
 
 
-def register(name: str, *, overwrite: bool = False) -> Callable[[RewardFunc], RewardFunc]:
+def register(name: str, *, overwrite: bool = False,
+             bounds: tuple[float, float] | None = None) -> Callable[[RewardFunc], RewardFunc]:
     """Decorator registering a reward function under ``name``; returns the function unchanged.
 
     The registry stores a thin wrapper whose ``__name__`` is ``name``, so the original function keeps its
-    own name. Registering a taken name raises ``ValueError`` unless ``overwrite=True``.
+    own name. ``bounds`` are the lowest and highest score it gives. Registering a taken name raises
+    ``ValueError`` unless ``overwrite=True``.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"reward name {name!r} must be an identifier (it becomes TRL's metric name)")
@@ -50,19 +54,24 @@ def register(name: str, *, overwrite: bool = False) -> Callable[[RewardFunc], Re
 
         reward.__name__ = reward.__qualname__ = name
         REWARDS[name] = reward
+        if bounds is not None:
+            BOUNDS[name] = (float(bounds[0]), float(bounds[1]))
+        else:
+            BOUNDS.pop(name, None)
         return func
 
     return decorator
 
 
-register("countdown_equation")(countdown_equation_reward)
-register("countdown_format")(countdown_format_reward)
-register("tinyzero_countdown")(tinyzero_countdown_score)
-register("math_accuracy")(math_accuracy_reward)
-register("think_format")(think_format_reward)
-register("think_close_format")(think_close_format_reward)
-register("count_accuracy")(count_accuracy_reward)
-register("vl_format")(vl_format_reward)
+UNIT = (0.0, 1.0)  # every built-in reward scores in [0, 1]
+register("countdown_equation", bounds=UNIT)(countdown_equation_reward)
+register("countdown_format", bounds=UNIT)(countdown_format_reward)
+register("tinyzero_countdown", bounds=UNIT)(tinyzero_countdown_score)
+register("math_accuracy", bounds=UNIT)(math_accuracy_reward)
+register("think_format", bounds=UNIT)(think_format_reward)
+register("think_close_format", bounds=UNIT)(think_close_format_reward)
+register("count_accuracy", bounds=UNIT)(count_accuracy_reward)
+register("vl_format", bounds=UNIT)(vl_format_reward)
 
 
 # For evaluation: the 0/1 correctness reward that judges the same answers as each training reward. A run trained
@@ -130,6 +139,7 @@ def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
 
 __all__ = [
     "REWARDS",
+    "BOUNDS",
     "register",
     "get_reward_funcs",
     "resolve_rewards",
