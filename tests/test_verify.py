@@ -102,9 +102,9 @@ def test_metrics_cut_at_a_line_boundary_are_incomplete(repro, tmp_path):
 
 
 @pytest.mark.parametrize("status, message", [
-    ({"status": "failed", "error": "OOM"}, "failed: OOM; rerun"),
-    ({"status": "interrupted", "error": "interrupted by SIGTERM", "global_step": 3}, "interrupted at step 3: "
-                                                                                      "interrupted by SIGTERM"),
+    ({"status": "failed", "error": "OOM"}, "the run failed: OOM; fix the cause"),
+    ({"status": "interrupted", "error": "interrupted by SIGTERM", "global_step": 3}, "the run was interrupted at "
+                                                                                      "step 3: interrupted by SIGTERM"),
     ({"status": "running", "host": socket.gethostname(), "pid": 2 ** 22 + 7, "pid_start": "1",
       "heartbeat": 0}, "died without a word"),
     ({"status": "running", "host": socket.gethostname(), "pid": os.getpid(), "pid_start": None}, "died"),
@@ -122,7 +122,7 @@ def test_a_live_run_is_reported_as_running(repro, tmp_path, capsys):
     run = make_run(tmp_path / "run")
     (run / "run.json").write_text(json.dumps({"status": "running", **this_process()}))
     code, _, err = verify(run, capsys)
-    assert code == 2 and "still running" in err and f"process {os.getpid()}" in err
+    assert code == 2 and "the run is still running" in err and f"process {os.getpid()}" in err
 
 
 def test_json_output(repro, tmp_path, capsys):

@@ -159,7 +159,7 @@ def cmd_tiny_base(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0].replace("``", ""),
                                      epilog="exit codes: 0 ok (verify: PASS), 1 failed (verify: FAIL), 2 bad input or "
                                             "a run that cannot be judged, 3 verify: UNCHECKED, 130/143 interrupted")
     common = argparse.ArgumentParser(add_help=False)

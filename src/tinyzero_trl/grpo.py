@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             train(config, resolved=raw)
         except Interrupted as err:
-            report("train", f"training {err}; rerun the same command to resume", code=SIGTERM_EXIT, every_rank=True)
+            report("train", f"training {err.args[0]}; rerun the same command to resume", code=SIGTERM_EXIT,
+                   every_rank=True)
             return SIGTERM_EXIT
         return 0
     except UserError as err:

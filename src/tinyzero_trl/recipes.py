@@ -29,10 +29,10 @@ def _unknown_key_message(key: str, override: str) -> str:
     valid = section_keys(section)
     if not valid and section:  # model.lora.r and the like: look one level up only for a better message
         return f"'{key}' is not a config key (from the override {override!r})"
-    if name in valid:  # a real key the recipe does not set: Hydra wants it added, not overridden
-        return f"'{key}' is not set by the recipe: add it with +{override.lstrip('+')}"
     if section == "" and name in RECIPE_GROUPS + ("smoke",):
         return f"'{name}' is a recipe group: write +{override.lstrip('+')}"
+    if name in valid:  # a real key the recipe does not set: Hydra wants it added, not overridden
+        return f"'{key}' is not set by the recipe: add it with +{override.lstrip('+')}"
     return f"unknown config key '{key}'{_closest(name, valid)} (from the override {override!r})"
 
 

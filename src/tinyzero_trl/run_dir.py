@@ -98,18 +98,20 @@ def liveness(status: dict) -> tuple[bool, str]:
 
 
 def describe_unfinished(status: dict) -> str:
-    """One phrase for a run that is not ``completed``: interrupted, failed, dead or still running."""
+    """What became of a run that is not ``completed``, as the rest of a sentence starting "the run ..."."""
     state = status.get("status", "missing")
     step = f" at step {status['global_step']}" if status.get("global_step") is not None else ""
+    why = f": {status['error']}" if status.get("error") else ""
     if state == "running":
         alive, how = liveness(status)
-        return (f"still running{step} ({how})" if alive else
+        return (f"is still running{step} ({how})" if alive else
                 f"died without a word{step}, e.g. killed with SIGKILL or out of memory ({how}); rerun the same "
                 "command to resume")
-    if state in ("interrupted", "failed"):
-        why = f": {status['error']}" if status.get("error") else ""
-        return f"{state}{step}{why}; rerun the same command to resume"
-    return f"status {state!r}, not completed"
+    if state == "interrupted":
+        return f"was interrupted{step}{why}; rerun the same command to resume"
+    if state == "failed":
+        return f"failed{step}{why}; fix the cause and rerun the same command to resume"
+    return f"has status {state!r}, not completed"
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> str | None:

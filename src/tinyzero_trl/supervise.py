@@ -36,7 +36,7 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 30.0)
         proc.wait()
 
 
-def _pump(source, sink, error_file: Path, debug: bool) -> None:
+def _pump(source, sink, error_file: Path, debug: bool, last: dict) -> None:
     """Copy ``source`` to ``sink`` chunk by chunk (progress bars have no newlines) until the error file appears."""
     fd = source.fileno()
     while True:
@@ -44,6 +44,7 @@ def _pump(source, sink, error_file: Path, debug: bool) -> None:
         if not chunk:
             return
         if debug or not error_file.exists():
+            last[sink] = chunk[-1:]
             buffer = getattr(sink, "buffer", None)
             if buffer is not None:
                 buffer.write(chunk)
@@ -63,7 +64,8 @@ def run(cmd: list[str], env: dict, *, debug: bool = False) -> tuple[int, dict | 
         error_file = Path(tmp) / "error.json"
         proc = subprocess.Popen(cmd, env={**env, ERROR_FILE_ENV: str(error_file)}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
-        pumps = [threading.Thread(target=_pump, args=(pipe, sink, error_file, debug), daemon=True)
+        last: dict = {}  # the last byte passed to each stream
+        pumps = [threading.Thread(target=_pump, args=(pipe, sink, error_file, debug, last), daemon=True)
                  for pipe, sink in ((proc.stdout, sys.stdout), (proc.stderr, sys.stderr))]
         for t in pumps:
             t.start()
@@ -85,6 +87,9 @@ def run(cmd: list[str], env: dict, *, debug: bool = False) -> tuple[int, dict | 
                 stop(proc)
         for t in pumps:
             t.join(timeout=10)
+        if last.get(sys.stderr, b"\n") != b"\n":  # a progress bar left the line open: our line starts a new one
+            sys.stderr.write("\n")
+            sys.stderr.flush()
         report = None
         if error_file.is_file():
             try:

@@ -177,6 +177,7 @@ def train(cfg: RunConfig, *, resolved: dict | None = None) -> Path | None:
         update_status(out, status="running", error=None, **this_process())
         heartbeat.start()
     signal.signal(signal.SIGTERM, _raise_interrupted)
+    trainer = None
     try:
         trainer, checkpoint = build_trainer(cfg, resume=not cfg.fresh)
         heartbeat.trainer = trainer
@@ -189,11 +190,14 @@ def train(cfg: RunConfig, *, resolved: dict | None = None) -> Path | None:
     except BaseException as err:
         heartbeat.stop()
         if state.is_main_process:
+            step = {"global_step": trainer.state.global_step} if trainer is not None else {}
             if isinstance(err, (Interrupted, KeyboardInterrupt)):
                 why = str(err) if isinstance(err, Interrupted) else "interrupted by SIGINT (Ctrl-C)"
-                update_status(out, status="interrupted", error=why)
+                update_status(out, status="interrupted", error=why, **step)
+                if trainer is not None:
+                    err.args = (f"{why} at step {trainer.state.global_step}",)
             else:
-                update_status(out, status="failed", error=f"{type(err).__name__}: {err}")
+                update_status(out, status="failed", error=f"{type(err).__name__}: {err}", **step)
         raise
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -24,6 +24,8 @@ def load_local(path: str | os.PathLike, required_columns: list[str]) -> datasets
     fmt = LOCAL_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"data file {path}: unknown extension {path.suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
+    if fmt == "json":
+        _check_json(path)
     try:
         ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
     except Exception as err:  # datasets raises many types for malformed files; all mean the same to a user
@@ -31,6 +33,31 @@ def load_local(path: str | os.PathLike, required_columns: list[str]) -> datasets
         raise DataError(f"data file {path} could not be parsed as {fmt}: {first_line}") from err
     check_columns(ds, required_columns, where=str(path))
     return ds
+
+
+def _check_json(path: Path) -> None:
+    """Name the first line that is not JSON, or say the file is empty: datasets would say only "StopIteration"
+    or "An error occurred while generating the dataset"."""
+    import json
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise DataError(f"data file {path} is empty: it needs one JSON object per line")
+    if path.suffix.lower() == ".json":
+        try:
+            json.loads(text)
+            return
+        except ValueError:
+            pass  # not one document: datasets also reads .json as JSON lines
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise DataError(f"data file {path} line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from err
+        if not isinstance(row, dict):
+            raise DataError(f"data file {path} line {lineno}: expected a JSON object, found {type(row).__name__}")
 
 
 def check_columns(ds: datasets.Dataset, required: list[str], *, where: str) -> None:

@@ -87,8 +87,8 @@ ACCURACY_OF = {
 
 def _unknown(name) -> ConfigError:
     close = difflib.get_close_matches(str(name), list(REWARDS), n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return ConfigError(f"unknown reward 'rewards.{name}'.{hint} Known rewards: {', '.join(sorted(REWARDS))}")
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
+    return ConfigError(f"unknown reward 'rewards.{name}'{hint} Known rewards: {', '.join(sorted(REWARDS))}")
 
 
 def resolve_rewards(names: list[str] | dict[str, float] | str) -> list[tuple[str, float]]:
