@@ -1,18 +1,17 @@
 """The training entry point as users run it: the original accelerate commands, train, resume, bad input."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from support import ENV, LEARNING_SIGNAL, assert_every_parameter_moved
 from tinyzero_trl.metrics import read_metrics
 from tinyzero_trl.run_dir import read_status
 
 GRPO = str(Path(__file__).parents[1] / "src" / "tinyzero_trl" / "grpo.py")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def run(cmd, timeout=600):
@@ -32,11 +31,13 @@ def test_original_countdown_command_trains_two_steps_on_cpu(tiny_model, tmp_path
     out = tmp_path / "countdown"
     proc = run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
                 "--mixed_precision", "no", GRPO, "+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu",
-                f"model.name_or_path={tiny_model}", "data.source=generate", f"training.output_dir={out}"])
+                f"model.name_or_path={tiny_model}", "data.source=generate", f"training.output_dir={out}",
+                *LEARNING_SIGNAL])
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     assert all("rewards/tinyzero_countdown/mean" in r and "rewards/countdown_equation/mean" in r for r in rows)
+    assert_every_parameter_moved(tiny_model, out)
     assert read_status(out)["status"] == "completed"
     assert (out / "checkpoint-2").is_dir() and (out / "config.yaml").is_file()
     env = json.loads((out / "env.json").read_text())
@@ -48,11 +49,12 @@ def test_original_math_command_with_local_data(tiny_model, math_jsonl, tmp_path)
     out = tmp_path / "math"
     proc = run([sys.executable, "-m", "tinyzero_trl.grpo", "+math=grpo-deepseek-distill-1.5b-inst", "+smoke=cpu",
                 f"model.name_or_path={tiny_model}", "data.source=local", f"data.path={math_jsonl}",
-                f"training.output_dir={out}"])
+                f"training.output_dir={out}", *LEARNING_SIGNAL])
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     assert all("rewards/math_accuracy/mean" in r for r in rows)
+    assert_every_parameter_moved(tiny_model, out)
 
 
 @pytest.mark.slow

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from support import ENV, LEARNING_SIGNAL, assert_every_parameter_moved
 from tinyzero_trl.metrics import read_metrics
 from tinyzero_trl.run_dir import read_status
-
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def cli(*args, timeout):
@@ -28,7 +26,8 @@ def clevr_run(tmp_path_factory) -> Path:
     proc = cli("tiny-model", "--arch", "qwen2-vl", "--out", str(model), timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = cli("train", "+multimodal=grpo-qwen2-vl-2b-clevr", "+smoke=cpu", f"model.name_or_path={model}",
-               "data.source=generate", "training.num_iterations=2", f"training.output_dir={out}", timeout=300)
+               "data.source=generate", "training.num_iterations=2", f"training.output_dir={out}", *LEARNING_SIGNAL,
+               timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -44,6 +43,7 @@ def test_clevr_recipe_trains_two_steps_offline(clevr_run):
     # The run directory is a loadable vision-language checkpoint: model, processor, resolved recipe.
     for name in ("config.json", "processor_config.json", "config.yaml"):
         assert (clevr_run / name).is_file(), name
+    assert_every_parameter_moved(clevr_run.parent / "tiny-vl", clevr_run)
 
 
 @pytest.mark.slow

@@ -32,10 +32,11 @@ def free_port() -> int:
 
 def start_train(args: list[str], log: Path) -> subprocess.Popen:
     """``tinyzero-trl train ARGS`` in its own process group, output to ``log``."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    from support import ENV
+
     with open(log, "wb") as fh:
         return subprocess.Popen([sys.executable, "-m", "tinyzero_trl.cli", "train", *args], stdout=fh,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from support import LEARNING_SIGNAL, assert_every_parameter_moved
 from tinyzero_trl.metrics import read_metrics
 from tinyzero_trl.run_dir import read_status
 
@@ -19,7 +20,7 @@ from .conftest import free_port, start_train, wait_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed, pytest.mark.timeout(600)]
 
-RECIPE = ["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", "data.source=generate"]
+RECIPE = ["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", "data.source=generate", *LEARNING_SIGNAL]
 
 
 def _overrides(model: str, out: Path) -> list[str]:
@@ -53,12 +54,8 @@ def test_two_processes(config, dist_model, tmp_path):
         # DeepSpeed's layout: one optimizer shard per rank
         shards = sorted(p.name for p in (checkpoint / "global_step2").glob("*optim_states.pt"))
         assert [s.split("_mp_rank")[0] for s in shards] == ["zero_pp_rank_0", "zero_pp_rank_1"]
-    if config == "zero3":  # the saved model is consolidated from the shards, not an empty placeholder
-        from transformers import AutoModelForCausalLM
-
-        saved = AutoModelForCausalLM.from_pretrained(out)
-        base = AutoModelForCausalLM.from_pretrained(dist_model)
-        assert sum(p.numel() for p in saved.parameters()) == sum(p.numel() for p in base.parameters())
+    # The saved model holds the trained weights (under ZeRO-3 consolidated from the shards, not a placeholder).
+    assert_every_parameter_moved(dist_model, out)
 
 
 def test_two_machines_on_one_host(dist_model, tmp_path):
@@ -80,4 +77,4 @@ def test_two_machines_on_one_host(dist_model, tmp_path):
     assert "--machine_rank 1" in logs[1].read_text(errors="replace")
     checkpoint = out / "checkpoint-2"
     assert (checkpoint / "rng_state_0.pth").is_file() and (checkpoint / "rng_state_1.pth").is_file()
-    assert (out / "model.safetensors").is_file()
+    assert_every_parameter_moved(dist_model, out)

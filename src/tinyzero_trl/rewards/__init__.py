@@ -91,6 +91,22 @@ def _unknown(name) -> ConfigError:
     return ConfigError(f"unknown reward 'rewards.{name}'{hint} Known rewards: {', '.join(sorted(REWARDS))}")
 
 
+PLUGINS_ENV = "TINYZERO_REWARD_MODULES"
+
+
+def load_plugins() -> None:
+    """Import the modules named in ``$TINYZERO_REWARD_MODULES`` (comma-separated); each registers its rewards
+    with ``@register``. The training processes inherit the variable, so a plugin reward works in every launch."""
+    import importlib
+    import os
+
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(f"{PLUGINS_ENV}: cannot import {module!r} ({err}); put its folder on PYTHONPATH") from err
+
+
 def resolve_rewards(names: list[str] | dict[str, float] | str) -> list[tuple[str, float]]:
     """Check reward names and weights and return ``[(name, weight)]`` in order: the one validation of both.
 
@@ -98,6 +114,7 @@ def resolve_rewards(names: list[str] | dict[str, float] | str) -> list[tuple[str
     key for an unknown name (with the closest valid ones), a weight that is not a finite number (``true`` is
     not a weight), an empty set, or weights that are all zero (nothing to learn from).
     """
+    load_plugins()
     if isinstance(names, str):
         names = [names]
     try:
@@ -142,6 +159,7 @@ __all__ = [
     "BOUNDS",
     "register",
     "get_reward_funcs",
+    "load_plugins",
     "resolve_rewards",
     "accuracy_scorer",
     "ACCURACY_OF",
