@@ -89,9 +89,10 @@ def test_timeout_kills_and_replaces_the_worker():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_cap_their_address_space():
-    for w in get_pool()._workers:
-        if not w.ready:
-            continue
+    pool = get_pool()
+    pool.start()  # every worker up and ready: the loop below must look at each of them
+    assert pool._workers and all(w.ready for w in pool._workers)
+    for w in pool._workers:
         limits = open(f"/proc/{w.proc.pid}/limits").read()
         line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
         soft = line.split()[3]
