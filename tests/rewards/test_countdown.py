@@ -15,8 +15,8 @@ from tinyzero_trl.rewards.countdown import (
     MAX_DEPTH,
     countdown_equation_reward,
     evaluate_expression,
-    tinyzero_countdown_score,
 )
+from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 

@@ -15,13 +15,14 @@ import functools
 from collections.abc import Callable
 from numbers import Real
 
-from tinyzero_trl.rewards.countdown import countdown_equation_reward, tinyzero_countdown_score
+from tinyzero_trl.rewards.countdown import countdown_equation_reward
 from tinyzero_trl.rewards.format import (
     countdown_format_reward,
     think_close_format_reward,
     think_format_reward,
 )
 from tinyzero_trl.rewards.math import math_accuracy_reward
+from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 from tinyzero_trl.rewards.vision import count_accuracy_reward, vl_format_reward
 
 RewardFunc = Callable[..., list]

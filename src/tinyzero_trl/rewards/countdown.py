@@ -201,21 +201,3 @@ def countdown_equation_reward(completions, nums=None, target=None, **kwargs) -> 
         ok = answer is not None and answer_is_correct(answer, _column(nums, i), _column(target, i))
         out.append(1.0 if ok else 0.0)
     return out
-
-
-def tinyzero_countdown_score(completions, nums=None, target=None, **kwargs) -> list[float]:
-    """TinyZero's countdown score on the exact parser: 0.0 no answer, 0.1 answer present but wrong, 1.0 right.
-
-    "Present" means the last ``<answer>`` tag is closed by a ``</answer>``, as in TinyZero, which also scores
-    the last answer block. Extra keyword arguments are ignored; never raises.
-    """
-    out = []
-    for i, text in enumerate(completion_texts(completions)):
-        answer = last_answer(text) if text is not None else None
-        if answer is None:
-            out.append(0.0)
-        elif answer_is_correct(answer, _column(nums, i), _column(target, i)):
-            out.append(CORRECT_SCORE)
-        else:
-            out.append(FORMAT_SCORE)
-    return out
