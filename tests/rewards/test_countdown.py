@@ -16,6 +16,7 @@ from tinyzero_trl.rewards.countdown import (
     countdown_equation_reward,
     evaluate_expression,
 )
+from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
 from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
@@ -318,7 +319,8 @@ PIECES = ["<answer>", "</answer>", "<think>", "</think>", "1", "23", "+", "-", "
     st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=10), st.lists(st.integers(), max_size=2)),
 )
 def test_random_text_never_raises(text, nums, target):
-    for func, allowed in [(countdown_equation_reward, {0.0, 1.0}), (tinyzero_countdown_score, {0.0, 0.1, 1.0})]:
+    for func, allowed in [(countdown_equation_reward, {0.0, 1.0}), (tinyzero_countdown_score, {0.0, 0.1, 1.0}),
+                          (mini_r1_equation_reward, {0.0, 1.0}), (mini_r1_format_reward, {0.0, 1.0})]:
         for completions in ([text], [[{"role": "assistant", "content": text}]]):
             out = func(completions, nums=[nums], target=[target])
             assert len(out) == 1 and out[0] in allowed

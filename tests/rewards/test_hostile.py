@@ -11,6 +11,7 @@ import pytest
 from tinyzero_trl.rewards.countdown import countdown_equation_reward
 from tinyzero_trl.rewards.format import countdown_format_reward, think_format_reward
 from tinyzero_trl.rewards.math import MathVerifyPool, make_math_accuracy_reward
+from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
 from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 
 BOUND = 0.5
@@ -105,6 +106,16 @@ def test_format_hostile(case, completion, countdown, think):
     assert out == [countdown] and took < BOUND, (case, took)
     out, took = timed(think_format_reward, [completion])
     assert out == [think] and took < BOUND, (case, took)
+    out, took = timed(mini_r1_format_reward, [completion])
+    assert out in ([0.0], [1.0]) and took < BOUND, (case, took)
+
+
+@pytest.mark.parametrize(("case", "completion", "nums", "target", "equation", "tinyzero"), COUNTDOWN,
+                         ids=[c[0] for c in COUNTDOWN])
+def test_mini_r1_hostile_is_bounded(case, completion, nums, target, equation, tinyzero):
+    for func in (mini_r1_equation_reward, mini_r1_format_reward):
+        out, took = timed(func, [completion], nums=[nums], target=[target])
+        assert out in ([0.0], [1.0]) and took < BOUND, (case, func.__name__, took)
 
 
 def test_math_hostile_from_a_thread():

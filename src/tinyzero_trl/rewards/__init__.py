@@ -22,6 +22,7 @@ from tinyzero_trl.rewards.format import (
     think_format_reward,
 )
 from tinyzero_trl.rewards.math import math_accuracy_reward
+from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
 from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 from tinyzero_trl.rewards.vision import count_accuracy_reward, vl_format_reward
 
@@ -57,6 +58,8 @@ def register(name: str, *, overwrite: bool = False) -> Callable[[RewardFunc], Re
 register("countdown_equation")(countdown_equation_reward)
 register("countdown_format")(countdown_format_reward)
 register("tinyzero_countdown")(tinyzero_countdown_score)
+register("mini_r1_format")(mini_r1_format_reward)
+register("mini_r1_equation")(mini_r1_equation_reward)
 register("math_accuracy")(math_accuracy_reward)
 register("think_format")(think_format_reward)
 register("think_close_format")(think_close_format_reward)
@@ -97,6 +100,8 @@ __all__ = [
     "countdown_equation_reward",
     "countdown_format_reward",
     "tinyzero_countdown_score",
+    "mini_r1_equation_reward",
+    "mini_r1_format_reward",
     "math_accuracy_reward",
     "think_close_format_reward",
     "think_format_reward",
