@@ -1,6 +1,3 @@
-from fractions import Fraction
-from itertools import permutations
-
 import pytest
 
 from tinyzero_trl.data.countdown import (
@@ -12,52 +9,6 @@ from tinyzero_trl.data.countdown import (
     load_countdown,
 )
 from tinyzero_trl.data.sources import DataError
-
-
-def solvable(nums, target, ops="+-*/") -> bool:
-    """Brute force over every binary tree of every ordering, exact arithmetic (an independent check)."""
-    def values(items):
-        if len(items) == 1:
-            yield items[0]
-            return
-        for i in range(1, len(items)):
-            for a in values(items[:i]):
-                for b in values(items[i:]):
-                    if "+" in ops:
-                        yield a + b
-                    if "-" in ops:
-                        yield a - b
-                    if "*" in ops:
-                        yield a * b
-                    if "/" in ops and b != 0:
-                        yield a / b
-
-    return any(v == target for perm in permutations(Fraction(n) for n in nums) for v in values(list(perm)))
-
-
-def test_generated_tasks_are_solvable_and_in_range():
-    ds = generate_countdown(60, seed=3)
-    assert ds.column_names == ["nums", "target"]
-    assert {len(n) for n in ds["nums"]} == {3, 4}  # the default mixes 3- and 4-number tasks
-    for nums, target in zip(ds["nums"], ds["target"]):
-        assert all(1 <= n <= 99 for n in nums) and 10 <= target <= 100
-        assert solvable(nums, target), (nums, target)
-
-
-def test_same_seed_same_rows_other_seed_other_rows():
-    assert generate_countdown(20, seed=1).to_dict() == generate_countdown(20, seed=1).to_dict()
-    assert generate_countdown(20, seed=1).to_dict() != generate_countdown(20, seed=2).to_dict()
-
-
-def test_generator_options_are_respected():
-    ds = generate_countdown(30, seed=0, min_numbers=3, max_numbers=3, max_number=9, min_target=1, max_target=30)
-    assert all(len(n) == 3 and max(n) <= 9 for n in ds["nums"])
-    assert all(1 <= t <= 30 for t in ds["target"])
-
-
-def test_impossible_ranges_raise_instead_of_looping():
-    with pytest.raises(ValueError, match="widen"):
-        generate_countdown(5, min_numbers=2, max_numbers=2, max_number=1, min_target=50, max_target=60)
 
 
 def test_default_prompt_is_the_original_readme_prompt(tiny_tokenizer):
@@ -102,13 +53,6 @@ def test_held_out_split_too_small_is_a_clear_error():
         load_countdown("generate", num_train=10, num_test=50, generate=opts)
 
 
-def test_ops_limit_the_generated_solution():
-    ds = generate_countdown(40, seed=2, min_numbers=3, max_numbers=3, max_number=6, min_target=1, ops="+-*")
-    assert all(solvable(n, t, ops="+-*") for n, t in zip(ds["nums"], ds["target"]))
-    with pytest.raises(ValueError, match="ops"):
-        generate_countdown(5, ops="+^")
-
-
 def test_local_file_missing_column_is_named(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"nums": [1, 2]}\n{"nums": [3, 4]}\n')
@@ -121,7 +65,7 @@ def test_local_file_missing_or_malformed(tmp_path):
         load_countdown("local", path=str(tmp_path / "none.jsonl"))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"nums": [1, 2], "target": 3}\n{this is not json\n')
-    with pytest.raises(DataError, match="could not be parsed"):
+    with pytest.raises(DataError, match="bad.jsonl line 2: not valid JSON"):
         load_countdown("local", path=str(bad))
 
 

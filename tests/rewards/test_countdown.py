@@ -15,8 +15,9 @@ from tinyzero_trl.rewards.countdown import (
     MAX_DEPTH,
     countdown_equation_reward,
     evaluate_expression,
-    tinyzero_countdown_score,
 )
+from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
+from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 
@@ -40,6 +41,16 @@ def score(answer: str, nums, target) -> float:
         ("4/(1-2/3)", [1, 2, 3, 4], 12),  # intermediate 1/3, exact 12 (float gives 11.999999999999996)
         ("(1/2 + 3) * 4", [1, 2, 3, 4], 14),
         ("6/4*2", [6, 4, 2], 3),  # 6/4 = 3/2 is not an integer: exact arithmetic, no truncation
+        ("-19 + 36 + 55 - 7", [19, 36, 55, 7], 65),  # issue 17: one sign per operand is accepted
+        ("-3 + 5", [3, 5], 2),
+        ("+3 + 5", [3, 5], 8),
+        ("5 - (-3)", [5, 3], 8),
+        ("5 - -3", [5, 3], 8),
+        ("2 * -3 + 10", [2, 3, 10], 4),  # a sign binds to its operand only
+        ("-(4 - 9)", [4, 9], 5),
+        ("-(1 + 2) * -3", [1, 2, 3], 9),
+        ("10 / -(3 - 5)", [10, 3, 5], 5),
+        ("-(-3) + 5", [3, 5], 8),  # a sign before "(" and one inside it: one per operand
     ],
 )
 def test_correct_answers_score_one(answer, nums, target):
@@ -57,9 +68,12 @@ def test_correct_answers_score_one(answer, nums, target):
         ("15 - 5", [1, 5, 5], 10),  # concatenating 1 and 5
         ("3 + 3", [3, 4], 6),  # reusing a number
         ("10 - 4", [10, 4, 2], 6),  # omitting a number
-        ("-3 + 5", [3, 5], 2),  # unary minus
-        ("+3 + 5", [3, 5], 8),  # unary plus
-        ("5 - (-3)", [5, 3], 8),
+        ("--3 + 5", [3, 5], 8),  # a second sign in a row
+        ("+-3 + 11", [3, 11], 8),
+        ("- -3 + 5", [3, 5], 8),
+        ("5 - - -3", [5, 3], 2),
+        ("3 -", [3], 3),  # a dangling sign
+        ("-", [], 0),
         ("1/0 + 2", [1, 0, 2], 2),  # division by zero
         ("4 / (2 - 2) * 0 + 3", [4, 2, 2, 0, 3], 3),
         ("() + 3", [3], 3),  # empty parentheses
@@ -173,11 +187,18 @@ def combine(a, b, op):
 
 
 @st.composite
-def expressions(draw, max_leaves=6):
-    """A random expression tree rendered with minimal (plus some extra) parentheses: (text, Fraction|None, leaves)."""
+def expressions(draw, max_leaves=6, signed=False):
+    """A random expression tree rendered with minimal (plus some extra) parentheses: (text, Fraction|None, leaves).
+
+    ``signed``: some operands, numbers or parenthesized groups, carry one sign.
+    """
     leaves = draw(st.lists(st.integers(0, 999), min_size=1, max_size=max_leaves))
     ws = st.sampled_from(["", " ", "  ", "\n", "\t"])
-    nodes = [(str(v), Fraction(v), ATOM) for v in leaves]
+    signs = st.sampled_from(["", "", "", "-", "+"] if signed else [""])
+    nodes = []
+    for v in leaves:
+        sign = draw(signs)
+        nodes.append((f"{sign}{draw(ws) if sign else ''}{v}", Fraction(-v if sign == "-" else v), ATOM))
     while len(nodes) > 1:
         a = nodes.pop(draw(st.integers(0, len(nodes) - 1)))
         b = nodes.pop(draw(st.integers(0, len(nodes) - 1)))
@@ -186,9 +207,12 @@ def expressions(draw, max_leaves=6):
         left = a[0] if a[2] >= p else f"({a[0]})"
         right = b[0] if b[2] > p or (b[2] == p and op in "+*") else f"({b[0]})"
         text, prec = f"{left}{draw(ws)}{op}{draw(ws)}{right}", p
+        value = combine(a[1], b[1], op)
         if draw(st.booleans()) and draw(st.booleans()):
-            text, prec = f"({draw(ws)}{text}{draw(ws)})", ATOM
-        nodes.append((text, combine(a[1], b[1], op), prec))
+            sign = draw(signs)
+            text, prec = f"{sign}({draw(ws)}{text}{draw(ws)})", ATOM
+            value = -value if sign == "-" and value is not None else value
+        nodes.append((text, value, prec))
     return nodes[0][0], nodes[0][1], leaves
 
 
@@ -213,6 +237,44 @@ def test_random_expressions_agree_with_fraction_oracle(expr, rnd):
         assert score(text, nums, math.ceil(value)) == 0.0
 
 
+@FUZZ
+@given(expressions(signed=True), st.randoms())
+def test_signed_expressions_agree_with_fraction_oracle(expr, rnd):
+    text, value, leaves = expr
+    got = evaluate_expression(text)
+    assert (got is None) if value is None else (got is not None and Fraction(*got) == value), (text, got, value)
+    if value is not None and value.denominator == 1:
+        nums = leaves[:]
+        rnd.shuffle(nums)
+        assert score(text, nums, int(value)) == 1.0 and score(text, nums, int(value) + 1) == 0.0
+
+
+def _values(items: tuple, signed: bool) -> set:
+    """Every value of every expression over ``items`` (each once), optionally with a sign on any operand."""
+    if len(items) == 1:
+        return {items[0], -items[0]} if signed else {items[0]}
+    out = set()
+    for mask in range(1, 2 ** len(items) - 1):
+        left = tuple(x for i, x in enumerate(items) if mask >> i & 1)
+        right = tuple(x for i, x in enumerate(items) if not mask >> i & 1)
+        for a in _values(left, signed):
+            for b in _values(right, signed):
+                out |= {a + b, a - b, a * b} | ({a / b} if b else set())
+    return out | {-v for v in out} if signed else out
+
+
+def test_signs_reach_no_positive_target_that_binary_operators_cannot():
+    """Why accepting a sign opens no hack: on non-negative numbers, signs add no positive value (exhaustive)."""
+    rng = __import__("random").Random(0)
+    new_negatives = 0
+    for _ in range(40):
+        items = tuple(Fraction(rng.randint(0, 9)) for _ in range(rng.choice([2, 3, 3, 4])))
+        signed, plain = _values(items, True), _values(items, False)
+        assert {v for v in signed if v > 0} == {v for v in plain if v > 0}, items
+        new_negatives += bool({v for v in signed if v < 0} - plain)
+    assert new_negatives  # the check has teeth: signs do reach values binary operators cannot (negative ones)
+
+
 def _mutations(text: str) -> list[str]:
     """Ways to break a valid expression that earlier scorers let through or that must never parse."""
     start = next(i for i, ch in enumerate(text) if ch.isdigit())  # the first number
@@ -220,8 +282,8 @@ def _mutations(text: str) -> list[str]:
     while end < len(text) and text[end].isdigit():
         end += 1
     out = [
-        text[:start] + "-" + text[start:],  # unary minus
-        text[:start] + "+" + text[start:],  # unary plus
+        text[:start] + "--" + text[start:],  # two signs in a row
+        text[:start] + "+-" + text[start:],
         text[:end] + ".5" + text[end:],  # decimal point
         text[:start] + "٣" + text[start + 1:],  # unicode digit
         "()" + text,
@@ -257,7 +319,8 @@ PIECES = ["<answer>", "</answer>", "<think>", "</think>", "1", "23", "+", "-", "
     st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=10), st.lists(st.integers(), max_size=2)),
 )
 def test_random_text_never_raises(text, nums, target):
-    for func, allowed in [(countdown_equation_reward, {0.0, 1.0}), (tinyzero_countdown_score, {0.0, 0.1, 1.0})]:
+    for func, allowed in [(countdown_equation_reward, {0.0, 1.0}), (tinyzero_countdown_score, {0.0, 0.1, 1.0}),
+                          (mini_r1_equation_reward, {0.0, 1.0}), (mini_r1_format_reward, {0.0, 1.0})]:
         for completions in ([text], [[{"role": "assistant", "content": text}]]):
             out = func(completions, nums=[nums], target=[target])
             assert len(out) == 1 and out[0] in allowed

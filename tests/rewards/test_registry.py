@@ -8,7 +8,8 @@ from tinyzero_trl.errors import ConfigError
 from tinyzero_trl.rewards import REWARDS, accuracy_scorer, get_reward_funcs, register, resolve_rewards
 from tinyzero_trl.rewards.countdown import countdown_equation_reward
 
-BUILTIN = ["countdown_equation", "countdown_format", "tinyzero_countdown", "math_accuracy", "think_format"]
+BUILTIN = ["countdown_equation", "countdown_format", "tinyzero_countdown", "math_accuracy", "think_format",
+           "mini_r1_format", "mini_r1_equation"]
 
 
 def test_builtin_names_and_metric_names():

@@ -7,83 +7,16 @@ exactly once with binary + - * / and equals the target exactly.
 from __future__ import annotations
 
 import hashlib
-import random
-from fractions import Fraction
 
 import datasets
 
+from tinyzero_trl.data.countdown_generate import generate_countdown
 from tinyzero_trl.data.sources import DataError, check_columns, load_hub, load_local
 
 HUB_DATASET = "Jiayi-Pan/Countdown-Tasks-3to4"
 # TinyZero's split (examples/data_preprocess/countdown.py): the first 327,680 rows train, the next 1,024 test.
 TINYZERO_TRAIN_SIZE = 327_680
 TINYZERO_TEST_SIZE = 1_024
-
-_OPS = ("+", "-", "*", "/")
-
-
-def _combine(a: Fraction, b: Fraction, op: str) -> Fraction | None:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    return None if b == 0 else a / b
-
-
-def generate_countdown(
-    num_samples: int,
-    *,
-    seed: int = 0,
-    min_numbers: int = 3,
-    max_numbers: int = 4,
-    max_number: int = 99,
-    min_target: int = 10,
-    max_target: int = 100,
-    min_number: int = 1,
-    ops: str = "+-*/",
-) -> datasets.Dataset:
-    """Generate ``num_samples`` solvable countdown tasks, the same rows for the same arguments.
-
-    Each task draws between ``min_numbers`` and ``max_numbers`` integers in [min_number, max_number], folds
-    them into one random binary expression tree with exact rational arithmetic, and keeps the task when the
-    value is an integer in [min_target, max_target]; so every task has at least that solution. ``ops`` limits
-    the operators of that solution (a model may still answer with any of + - * /).
-    """
-    if not 2 <= min_numbers <= max_numbers:
-        raise ValueError(f"need 2 <= min_numbers <= max_numbers, got {min_numbers} and {max_numbers}")
-    if not 0 <= min_number <= max_number or min_target > max_target:
-        raise ValueError("need 0 <= min_number <= max_number and min_target <= max_target")
-    if not ops or set(ops) - set(_OPS):
-        raise ValueError(f"ops must be a non-empty subset of '+-*/', got {ops!r}")
-    rng = random.Random(seed)
-    rows_nums: list[list[int]] = []
-    rows_target: list[int] = []
-    attempts, max_attempts = 0, 1000 * max(num_samples, 1) + 10_000
-    while len(rows_nums) < num_samples:
-        attempts += 1
-        if attempts > max_attempts:
-            raise ValueError(
-                f"could not find solvable tasks with targets in [{min_target}, {max_target}] from numbers in "
-                f"[{min_number}, {max_number}]; widen the target range"
-            )
-        count = rng.randint(min_numbers, max_numbers)
-        nums = [rng.randint(min_number, max_number) for _ in range(count)]
-        pool = [Fraction(n) for n in nums]
-        while len(pool) > 1:
-            a = pool.pop(rng.randrange(len(pool)))
-            b = pool.pop(rng.randrange(len(pool)))
-            value = _combine(a, b, rng.choice(ops))
-            if value is None:
-                break
-            pool.append(value)
-        if len(pool) != 1 or pool[0].denominator != 1 or not min_target <= pool[0] <= max_target:
-            continue
-        rows_nums.append(nums)
-        rows_target.append(int(pool[0]))
-    return datasets.Dataset.from_dict({"nums": rows_nums, "target": rows_target})
-
 
 HELDOUT_FRACTION = 0.1
 

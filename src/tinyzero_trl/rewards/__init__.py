@@ -17,13 +17,15 @@ from math import isfinite  # (not `import math`: the submodule rewards.math woul
 from numbers import Real
 
 from tinyzero_trl.errors import ConfigError
-from tinyzero_trl.rewards.countdown import countdown_equation_reward, tinyzero_countdown_score
+from tinyzero_trl.rewards.countdown import countdown_equation_reward
 from tinyzero_trl.rewards.format import (
     countdown_format_reward,
     think_close_format_reward,
     think_format_reward,
 )
 from tinyzero_trl.rewards.math import math_accuracy_reward
+from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
+from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 from tinyzero_trl.rewards.vision import count_accuracy_reward, vl_format_reward
 
 RewardFunc = Callable[..., list]
@@ -67,6 +69,8 @@ UNIT = (0.0, 1.0)  # every built-in reward scores in [0, 1]
 register("countdown_equation", bounds=UNIT)(countdown_equation_reward)
 register("countdown_format", bounds=UNIT)(countdown_format_reward)
 register("tinyzero_countdown", bounds=UNIT)(tinyzero_countdown_score)
+register("mini_r1_format", bounds=UNIT)(mini_r1_format_reward)
+register("mini_r1_equation", bounds=UNIT)(mini_r1_equation_reward)
 register("math_accuracy", bounds=UNIT)(math_accuracy_reward)
 register("think_format", bounds=UNIT)(think_format_reward)
 register("think_close_format", bounds=UNIT)(think_close_format_reward)
@@ -80,6 +84,7 @@ register("vl_format", bounds=UNIT)(vl_format_reward)
 ACCURACY_OF = {
     "countdown_equation": "countdown_equation",
     "tinyzero_countdown": "countdown_equation",
+    "mini_r1_equation": "mini_r1_equation",
     "math_accuracy": "math_accuracy",
     "count_accuracy": "count_accuracy",
 }
@@ -166,6 +171,8 @@ __all__ = [
     "countdown_equation_reward",
     "countdown_format_reward",
     "tinyzero_countdown_score",
+    "mini_r1_equation_reward",
+    "mini_r1_format_reward",
     "math_accuracy_reward",
     "think_close_format_reward",
     "think_format_reward",

@@ -3,12 +3,19 @@
 An answer is the text inside the LAST ``<answer>...</answer>`` block. It is accepted only when it is an
 expression in the grammar
 
-    expr := term (("+" | "-") term)*      term := atom (("*" | "/") atom)*      atom := INT | "(" expr ")"
+    expr := term (("+" | "-") term)*      term := atom (("*" | "/") atom)*
+    atom := ["+" | "-"] (INT | "(" expr ")")
 
 with ASCII integer literals, ASCII whitespace anywhere between tokens, every given number used exactly once,
-and a value exactly equal to the target. Everything else (``**``, ``//``, decimals, unary signs, unicode
-digits, any other character, division by zero, empty parentheses) is rejected, because each is a way
-earlier eval-based scorers were gamed or hung.
+and a value exactly equal to the target. Everything else (``**``, ``//``, decimals, a second sign in a row
+such as ``--3`` or ``+-3``, unicode digits, any other character, division by zero, empty parentheses) is
+rejected, because each is a way earlier eval-based scorers were gamed or hung.
+
+One sign per operand (``-19 + 36 + 55 - 7``, ``2 * -3``, ``-(4 - 9)``) is accepted: it opens no hack. With
+non-negative numbers, each used once, every value an expression with signs reaches is +v or -v for a value v
+that binary + - * / reach on the same numbers, and when -v is positive so is some binary expression's value
+(negate the subtree that made it negative: -(a+b) = (-a)-b, -(a-b) = b-a, -(a*b) = (-a)*b, ...). So signs
+add no solvable task and no target; they only allow another spelling of a solution.
 
 Arithmetic is on (numerator, denominator) int pairs without reduction: an answer is at most
 MAX_ANSWER_CHARS long with literals of at most MAX_DIGITS digits, so the pairs stay a few hundred digits at
@@ -41,8 +48,10 @@ def _evaluate_tokens(tokens: list[str]) -> tuple[int, int] | None:
     """Exact value of a token list from ``_TOKEN`` as ``(numerator, denominator)``, or ``None`` if invalid.
 
     Iterative shunting-yard (no recursion) that tracks whether an operand or an operator comes next, so a
-    unary sign, ``**``, ``//``, ``()``, juxtaposed numbers and stray parentheses are all grammar errors. The
-    whole expression is implicitly parenthesized: a final ")" reduces everything and checks the balance.
+    second sign in a row, ``**``, ``//``, ``()``, juxtaposed numbers and stray parentheses are all grammar
+    errors. A sign binds to its operand alone: a negated number is pushed negated, a negated "(" is pushed as
+    "(-" and negates its value when it closes. The whole expression is implicitly parenthesized: a final
+    ")" reduces everything and checks the balance.
     """
     if tokens.count("(") > MAX_DEPTH:  # only then can nesting exceed the cap: check before any arithmetic
         depth = 0
@@ -53,17 +62,20 @@ def _evaluate_tokens(tokens: list[str]) -> tuple[int, int] | None:
     ops = ["("]
     nums: list[int] = []  # numerators and denominators as parallel stacks: no tuple or Fraction churn
     dens: list[int] = []
-    expect_operand = True
+    expect_operand, sign = True, ""
     for tok in tokens + [")"]:
         if expect_operand:
-            if tok == "(":
-                ops.append(tok)
+            if tok in ("+", "-") and not sign:
+                sign = tok
+            elif tok == "(":
+                ops.append("(-" if sign == "-" else "(")
+                sign = ""
             elif tok[0] in "0123456789" and len(tok) <= MAX_DIGITS:
-                nums.append(int(tok))
+                nums.append(-int(tok) if sign == "-" else int(tok))
                 dens.append(1)
-                expect_operand = False
+                expect_operand, sign = False, ""
             else:
-                return None  # an operator or ")" where a number or "(" must come
+                return None  # a second sign, "*", "/" or ")" where a number or "(" must come
             continue
         if tok == ")":
             prec = 0  # reduce down to the matching "("
@@ -71,7 +83,7 @@ def _evaluate_tokens(tokens: list[str]) -> tuple[int, int] | None:
             prec = _PREC.get(tok)
             if prec is None:
                 return None  # a number or "(" right after an operand (no implicit multiplication)
-        while ops and ops[-1] != "(" and _PREC[ops[-1]] >= prec:  # >=: left-associative
+        while ops and ops[-1][0] != "(" and _PREC[ops[-1]] >= prec:  # >=: left-associative
             op = ops.pop()
             bn, bd = nums.pop(), dens.pop()
             an, ad = nums[-1], dens[-1]
@@ -89,7 +101,8 @@ def _evaluate_tokens(tokens: list[str]) -> tuple[int, int] | None:
             ops.append(tok)
             expect_operand = True
         elif ops:
-            ops.pop()
+            if ops.pop() == "(-":
+                nums[-1] = -nums[-1]
         else:
             return None  # a ")" without its "(" (a stray one closed the implicit "(" early)
     if ops:
@@ -187,22 +200,4 @@ def countdown_equation_reward(completions, nums=None, target=None, **kwargs) -> 
         answer = last_answer(text) if text is not None else None
         ok = answer is not None and answer_is_correct(answer, _column(nums, i), _column(target, i))
         out.append(1.0 if ok else 0.0)
-    return out
-
-
-def tinyzero_countdown_score(completions, nums=None, target=None, **kwargs) -> list[float]:
-    """TinyZero's countdown score on the exact parser: 0.0 no answer, 0.1 answer present but wrong, 1.0 right.
-
-    "Present" means the last ``<answer>`` tag is closed by a ``</answer>``, as in TinyZero, which also scores
-    the last answer block. Extra keyword arguments are ignored; never raises.
-    """
-    out = []
-    for i, text in enumerate(completion_texts(completions)):
-        answer = last_answer(text) if text is not None else None
-        if answer is None:
-            out.append(0.0)
-        elif answer_is_correct(answer, _column(nums, i), _column(target, i)):
-            out.append(CORRECT_SCORE)
-        else:
-            out.append(FORMAT_SCORE)
     return out
