@@ -4,7 +4,7 @@ import subprocess
 import pytest
 
 from tinyzero_trl.record import build_expected, record
-from tinyzero_trl.verify import check
+from tinyzero_trl.verify import judge, observe
 
 
 def seed_run(path, scale, final):
@@ -32,8 +32,8 @@ def test_bands_cover_every_seed_and_reject_a_run_cut_to_a_third(tmp_path):
         rows = [{"step": s, "rewards/countdown_equation/mean": scale * s / 20} for s in range(1, 21)]
         out = []
         for spec in (band, final):
-            found, _ = check(spec, rows, {"final_accuracy": acc}, "test")
-            out += [r.verdict for r in found]
+            found, _ = observe(spec, rows, {"final_accuracy": acc}, "test")
+            out += [judge(target, [value]).verdict for target, value in found]
         return out
 
     assert set(verdicts(1.0, 0.66)) == {"PASS"}

@@ -253,3 +253,67 @@ def test_finite_values_only_in_the_sanity_checks_of_unjudged_rewards(repro, tmp_
     run = make_run(tmp_path / "run")
     rewrite_rows(run, lambda r: r.update({"rewards/math_accuracy/mean": math.nan}))
     assert verify(run, capsys)[0] == 0
+
+
+# ---------------------------------------------------------------- several runs, judged together
+
+
+def _target(low=0.4, high=0.6, spread=None):
+    from tinyzero_trl.verify import Target
+
+    return Target("m", "10", "0.5", low, high, "src", seed_spread=spread)
+
+
+@pytest.mark.parametrize("values, verdict, detail", [
+    ([0.5], "PASS", ""),
+    ([0.3], "FAIL", ""),
+    ([0.45, 0.5, 0.55], "PASS", "mean of 3 runs"),
+    ([0.65, 0.15, 0.35], "PASS", "within noise"),  # mean 0.383 below 0.4, but the runs scatter widely
+    ([0.31, 0.30, 0.32], "FAIL", "significantly outside"),
+    ([0.5, 0.25, 0.26, 0.24, 0.25], "FAIL", "significantly outside"),  # the best run alone would pass
+    ([0.3, 0.3], "FAIL", "identical runs"),
+])
+def test_several_runs_are_judged_by_their_mean_and_a_one_sided_test(values, verdict, detail):
+    from tinyzero_trl.verify import judge
+
+    row = judge(_target(), values)
+    assert row.verdict == verdict and detail in row.detail
+
+
+def test_the_references_seed_spread_decides_so_noisy_runs_cannot_buy_a_pass():
+    from tinyzero_trl.verify import judge
+
+    noisy = [0.60, 0.10, 0.35]  # mean 0.35: within the noise of its own sample spread
+    assert judge(_target(), noisy).verdict == "PASS"
+    assert judge(_target(spread=0.02), noisy).verdict == "FAIL"  # but not against the reference's spread
+    assert "seed spread 0.02" in judge(_target(spread=0.02), noisy).detail
+    assert judge(_target(spread=0.2), noisy).verdict == "PASS"
+
+
+def test_with_five_runs_the_best_and_worst_are_set_aside():
+    from tinyzero_trl.verify import judge
+
+    row = judge(_target(), [0.5, 0.52, 0.48, 0.0, 0.99])
+    assert row.verdict == "PASS" and row.observed == pytest.approx(0.5) and "mean of 3 runs" in row.detail
+
+
+def test_cli_judges_several_seeds_together_and_writes_one_report(repro, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TINYZERO_RUNS", str(tmp_path / "runs"))
+    good = [make_run(tmp_path / f"seed{i}", scale=s) for i, s in enumerate((0.95, 1.0, 1.05))]
+    code, out, _ = verify(good[0], capsys, "--run-dir", str(good[1]), "--run-dir", str(good[2]))
+    assert code == 0 and "mean of 3 runs" in out
+    report = (tmp_path / "runs" / "verify-demo" / "verify.md").read_text()
+    assert all(str(d) in report for d in good)
+    bad = [make_run(tmp_path / f"bad{i}", scale=s) for i, s in enumerate((0.3, 0.32, 0.34))]
+    code, out, _ = verify(bad[0], capsys, "--run-dir", str(bad[1]), "--run-dir", str(bad[2]))
+    assert code == 1 and "significantly outside" in out
+
+
+def test_every_reference_point_shows_its_own_source(repro, tmp_path, capsys):
+    spec = dict(EXPECTED["checks"][0])
+    spec["points"] = [dict(spec["points"][0], source="figure 2, read by pixel"), spec["points"][1]]
+    (repro / "expected.json").write_text(json.dumps({"checks": [spec]}))
+    code, out, _ = verify(make_run(tmp_path / "run"), capsys)
+    assert code == 0 and "[1] figure 2, read by pixel" in out and "[2] test" in out
+    report = (tmp_path / "run" / "verify.md").read_text()
+    assert "1. figure 2, read by pixel" in report and "| [1] |" in report

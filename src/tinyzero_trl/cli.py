@@ -102,24 +102,30 @@ def cmd_reproduce(args) -> int:
 
 def cmd_verify(args) -> int:
     from tinyzero_trl.reproductions import Reproduction, runs_root
-    from tinyzero_trl.verify import UnusableRun, format_table, verify_run
+    from tinyzero_trl.verify import UnusableRun, verify_runs
+    from tinyzero_trl.verify_report import format_table
 
     try:
         repro = Reproduction.load(args.name)
-        run_dir = Path(args.run_dir) if args.run_dir else runs_root() / args.name
-        pinned, free = repro.pinned(run_dir)
-        verdict, table = verify_run(repro.folder / "expected.json", run_dir, pinned=pinned, not_pinned=free)
+        run_dirs = [Path(d) for d in args.run_dir] if args.run_dir else [runs_root() / args.name]
+        pinned, free = repro.pinned(run_dirs[0])
+        report_dir = Path(args.report_dir) if args.report_dir else None
+        if report_dir is None and len(run_dirs) > 1:
+            report_dir = runs_root() / f"verify-{args.name}"
+        verdict, table = verify_runs(repro.folder / "expected.json", run_dirs, pinned=pinned, not_pinned=free,
+                                     report_dir=report_dir)
     except (UnusableRun, UserError) as err:
         if args.json:
             print(json.dumps({"reproduction": args.name, "verdict": "UNUSABLE", "error": str(err)}))
         report("verify", f"{args.name}: cannot judge the run: {err}")
         return EXIT_BAD_INPUT
+    where = report_dir or run_dirs[0]
     if args.json:
-        print(json.dumps({"reproduction": args.name, "verdict": verdict, "run_dir": str(run_dir),
+        print(json.dumps({"reproduction": args.name, "verdict": verdict, "run_dirs": [str(d) for d in run_dirs],
                           "checks": [r.__dict__ for r in table]}, indent=2))
     else:
         print(format_table(table))
-        print(f"\n{args.name}: {verdict}   (report: {run_dir / 'verify.md'})")
+        print(f"\n{args.name}: {verdict}   (report: {where / 'verify.md'})")
     if verdict == "UNCHECKED":  # on stderr: --json output must stay one JSON document
         report("verify", f"{args.name}: no check had a reference number to meet: reported only, not a pass")
         return EXIT_UNCHECKED
@@ -216,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", parents=[common], help="check a run against its reference curve")
     p.add_argument("name")
-    p.add_argument("--run-dir", default=None)
+    p.add_argument("--run-dir", action="append", default=None, metavar="DIR",
+                   help="the run to judge (default: $TINYZERO_RUNS/NAME); repeat it to judge several seeds together")
+    p.add_argument("--report-dir", default=None, help="where verify.md and the plots go (default: the run "
+                                                      "directory; for several runs $TINYZERO_RUNS/verify-NAME)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 

@@ -1,16 +1,26 @@
-"""Check a run against its reproduction's reference: a table, ``verify.md`` and a plot per metric.
+"""Check runs against their reproduction's reference: a verdict per check, ``verify.md`` and a plot per metric.
 
-Exit codes: 0 every check passed (PASS), 1 some check failed (FAIL), 2 the run cannot be judged (missing,
+Exit codes: 0 every check passed (PASS), 1 some check failed (FAIL), 2 a run cannot be judged (missing,
 unfinished, corrupt or impossible files, another recipe's run, or an unusable reference: the message names the
 file, the step and the value), 3 nothing was judged because no reference number exists (UNCHECKED, never a pass).
 The rules are described in ``expected.py``; the impossible-run rules in ``sanity.py``.
+
+One run passes a check when its value lies in the band. Several runs of one reproduction (different seeds) are
+judged together, the way trusted benchmarks judge convergence, never by their best run:
+
+- with 5 runs or more, the best and the worst are set aside (MLPerf's "olympic" mean);
+- the mean of the rest passes when it lies in the band;
+- a mean outside the band fails when it is significantly outside (one-sided test, alpha 0.05): with the
+  reference's own seed-to-seed spread (``seed_spread``) as the standard deviation when the reference states it,
+  as MLPerf judges with the reference's spread so that noisy runs cannot buy a pass; else with the runs' sample
+  standard deviation (Student's t). Identical runs outside the band fail.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyzero_trl import sanity
@@ -19,7 +29,25 @@ from tinyzero_trl.expected import RULES, load_expected
 from tinyzero_trl.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics, window_mean
 from tinyzero_trl.run_dir import CONFIG_FILE, describe_unfinished, read_json, read_status
 
-__all__ = ["RULES", "Row", "UnusableRun", "check", "format_table", "load_run", "verify_run"]
+__all__ = ["RULES", "Row", "UnusableRun", "judge", "load_run", "verify_run", "verify_runs"]
+
+ALPHA = 0.05
+OLYMPIC_FROM = 5  # runs needed before the best and the worst are set aside
+
+
+@dataclass
+class Target:
+    """One number a check judges: where (check, step), the reference, the bounds, and where it comes from."""
+
+    check: str
+    step: str
+    reference: str
+    low: float | None
+    high: float | None
+    source: str
+    strict_low: bool = False  # `rises`: the final window must beat the first, not equal it
+    seed_spread: float | None = None
+    judged: bool = True  # False for `report` checks
 
 
 @dataclass
@@ -30,19 +58,27 @@ class Row:
     observed: float | None
     band: str
     verdict: str  # PASS, FAIL, INFO
-
+    source: str = ""
+    runs: list = field(default_factory=list)  # each run's value, when several runs are judged
+    detail: str = ""
 
 
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
-def _band(low, high) -> str:
+def _band(low, high, strict_low=False) -> str:
+    if strict_low and high is None:
+        return f"> {_fmt(low)}"
     return f"[{_fmt(low) if low is not None else '-inf'}, {_fmt(high) if high is not None else '+inf'}]"
 
 
-def _inside(value, low, high) -> bool:
-    return value is not None and (low is None or value >= low) and (high is None or value <= high)
+def _inside(value, target: Target) -> bool:
+    if value is None:
+        return False
+    if target.low is not None and (value <= target.low if target.strict_low else value < target.low):
+        return False
+    return target.high is None or value <= target.high
 
 
 def load_run(run_dir: Path) -> tuple[list[dict], dict]:
@@ -64,86 +100,84 @@ def load_run(run_dir: Path) -> tuple[list[dict], dict]:
     return rows, read_json(run_dir / "summary.json")
 
 
-def check(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[list[Row], list]:
-    """Apply one check; return its table rows and the series it looked at (for the plot)."""
-    rule = spec["rule"]
+def observe(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[list[tuple[Target, float | None]], list]:
+    """The targets of one check and this run's value for each; plus the series it looked at (for the plot)."""
+    rule, source = spec["rule"], spec["source"]
     name = spec.get("metric") or spec.get("summary")
+    spread = spec.get("seed_spread")
     if "summary" in spec:
         value = summary.get(spec["summary"])
         if value is None:
             raise UnusableRun(f"{where}: summary.json has no {spec['summary']!r} (did the reproduction finish?)")
-        low = spec.get("low")
         high = spec.get("high") if rule == "between" else None
-        verdict = "INFO" if rule == "report" else ("PASS" if _inside(value, low, high) else "FAIL")
-        return [Row(name, "final", _fmt(spec.get("value")), value, _band(low, high), verdict)], []
+        return [(Target(name, "final", _fmt(spec.get("value")), spec.get("low"), high, source, seed_spread=spread,
+                        judged=rule != "report"), value)], []
     series = metric_series(rows, name)
     if not series:
         raise UnusableRun(f"{where}: metric {name!r} never logged in {METRICS_FILE}")
-    window = int(spec.get("window", 1))
-    last_step = series[-1][0]
+    window, last_step = spec.get("window", 1), series[-1][0]
     out = []
     if rule == "band":
         for point in spec["points"]:
             if point["step"] > last_step:
                 raise UnusableRun(f"{where}: reference step {point['step']} is past the run's last step {last_step}")
-            obs = window_mean(series, point["step"], window)
-            ok = _inside(obs, point.get("low"), point.get("high"))
-            out.append(Row(name, str(point["step"]), _fmt(point.get("value")), obs,
-                           _band(point.get("low"), point.get("high")), "PASS" if ok else "FAIL"))
+            target = Target(name, str(point["step"]), _fmt(point.get("value")), point["low"], point["high"],
+                            point.get("source", source), seed_spread=point.get("seed_spread", spread))
+            out.append((target, window_mean(series, point["step"], window)))
     elif rule in ("final_mean", "report"):
-        obs = window_mean(series, last_step, window)
-        low, high = spec.get("low"), spec.get("high")
-        verdict = "INFO" if rule == "report" else ("PASS" if _inside(obs, low, high) else "FAIL")
-        out.append(Row(name, f"last {window}", _fmt(spec.get("value")), obs, _band(low, high), verdict))
+        target = Target(name, f"last {window}", _fmt(spec.get("value")), spec.get("low"), spec.get("high"), source,
+                        seed_spread=spread, judged=rule != "report")
+        out.append((target, window_mean(series, last_step, window)))
     elif rule == "stays_below":
-        means = [window_mean(series, s, window) for s, _ in series]
-        worst = max(means)
-        out.append(Row(name, "all", _fmt(spec.get("high")), worst, _band(None, spec["high"]),
-                       "PASS" if worst <= spec["high"] else "FAIL"))
-    elif rule == "rises":
+        worst = max(window_mean(series, s, window) for s, _ in series)
+        out.append((Target(name, "all", _fmt(spec["high"]), None, spec["high"], source, seed_spread=spread), worst))
+    elif rule == "rises":  # judged on the gain, so that several runs can be averaged
         first = sum(v for _, v in series[:window]) / len(series[:window])
-        final = window_mean(series, last_step, window)
-        out.append(Row(name, f"last {window} vs first {window}", _fmt(first), final, f"> {first:.3f}",
-                       "PASS" if final > first else "FAIL"))
+        gain = window_mean(series, last_step, window) - first
+        out.append((Target(name, f"last {window} - first {window}", "gain", 0.0, None, source, strict_low=True,
+                           seed_spread=spread), gain))
     return out, series
 
 
-def plot(path: Path, name: str, series, specs: list[dict], verdict: str) -> None:
-    """The run's curve over every reference band and bound that the checks of one metric set."""
-    import matplotlib
+def judge(target: Target, values: list[float | None]) -> Row:
+    """The verdict on one target from one run's value or several runs' values (see the module docstring)."""
+    band = _band(target.low, target.high, target.strict_low)
+    if not target.judged:
+        shown = values[0] if len(values) == 1 else _mean([v for v in values if v is not None])
+        return Row(target.check, target.step, target.reference, shown, band, "INFO", target.source, values)
+    if len(values) == 1:
+        verdict = "PASS" if _inside(values[0], target) else "FAIL"
+        return Row(target.check, target.step, target.reference, values[0], band, verdict, target.source)
+    kept = sorted(values)[1:-1] if len(values) >= OLYMPIC_FROM else list(values)
+    mean = _mean(kept)
+    if _inside(mean, target):
+        return Row(target.check, target.step, target.reference, mean, band, "PASS", target.source, values,
+                   f"mean of {len(kept)} runs")
+    bound = target.low if target.low is not None and mean <= target.low else target.high
+    p, how = _p_outside(kept, mean, bound, target.seed_spread)
+    verdict = "FAIL" if p < ALPHA else "PASS"
+    detail = (f"mean of {len(kept)} runs is outside the band; p = {p:.3g} ({how}) "
+              f"{'<' if p < ALPHA else '>='} {ALPHA}: {'significantly outside' if p < ALPHA else 'within noise'}")
+    return Row(target.check, target.step, target.reference, mean, band, verdict, target.source, values, detail)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
-    steps, values = zip(*series)
-    ax.plot(steps, values, color="#1f77b4", alpha=0.35, lw=1, label="run (per step)")
-    window = max(int(s.get("window", 1)) for s in specs)
-    smooth = [window_mean(series, s, window) for s in steps]
-    ax.plot(steps, smooth, color="#1f77b4", lw=2, label=f"run (mean of {window})")
-    for spec in specs:
-        if spec["rule"] == "band":
-            pts = spec["points"]
-            xs = [p["step"] for p in pts]
-            lo = [p.get("low", -math.inf) for p in pts]
-            hi = [p.get("high", math.inf) for p in pts]
-            ax.fill_between(xs, lo, hi, color="#ff7f0e", alpha=0.25, label="reference band")
-            ax.errorbar(xs, [(a + b) / 2 for a, b in zip(lo, hi)], yerr=[(b - a) / 2 for a, b in zip(lo, hi)],
-                        fmt="none", ecolor="#ff7f0e", capsize=4)
-            if all("value" in p for p in pts):
-                ax.plot(xs, [p["value"] for p in pts], "o--", color="#ff7f0e", lw=1, label="reference")
-        if spec["rule"] in ("stays_below", "final_mean") and spec.get("high") is not None:
-            ax.axhline(spec["high"], color="#d62728", ls="--", label="upper bound")
-        if spec["rule"] == "final_mean" and spec.get("low") is not None:
-            ax.axhline(spec["low"], color="#2ca02c", ls="--", label="lower bound")
-    ax.set_xlabel("step")
-    ax.set_ylabel(name)
-    ax.set_title(f"{name}: {verdict}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _p_outside(values: list[float], mean: float, bound: float, spread: float | None) -> tuple[float, str]:
+    """One-sided p-value of "the true mean is on the band's side of ``bound``" given the runs' mean."""
+    gap = abs(mean - bound)
+    if spread:
+        z = gap / (spread / math.sqrt(len(values)))
+        return 1 - statistics.NormalDist().cdf(z), f"z-test with the reference's seed spread {spread:g}"
+    sd = statistics.stdev(values)
+    if sd == 0:
+        return 0.0, "identical runs"
+    from scipy import stats
+
+    t = gap / (sd / math.sqrt(len(values)))
+    return float(stats.t.sf(t, len(values) - 1)), f"t-test, {len(values) - 1} degrees of freedom"
 
 
 def _saved_config(run_dir: Path) -> dict | None:
@@ -167,58 +201,46 @@ def judged_names(expected: dict) -> tuple[set[str], set[str]]:
     return metrics, summary
 
 
-def verify_run(expected_path: Path, run_dir: Path, *, pinned: dict | None = None,
-               not_pinned: set = frozenset()) -> tuple[str, list[Row]]:
-    """Verify ``run_dir`` against ``expected_path``; write ``verify.md`` and plots; return (verdict, rows).
-
-    ``pinned``: the reproduction's resolved config; the run's config.yaml must match it except for the keys
-    ``sanity.NOT_PINNED`` and ``not_pinned`` name.
-    """
-    expected = load_expected(expected_path)
+def _usable_run(expected: dict, run_dir: Path, pinned: dict | None, not_pinned: set) -> tuple[list[dict], dict]:
     rows, summary = load_run(run_dir)
     metrics, figures = judged_names(expected)
     sanity.check_metrics(rows, metrics, run_dir)
     sanity.check_summary(summary, figures, run_dir)
     if pinned is not None:
         sanity.check_recipe(_saved_config(run_dir), pinned, run_dir, ignore=not_pinned)
+    return rows, summary
+
+
+def verify_runs(expected_path: Path, run_dirs: list[Path], *, pinned: dict | None = None,
+                not_pinned: set = frozenset(), report_dir: Path | None = None) -> tuple[str, list[Row]]:
+    """Judge one run or several runs of one reproduction; write ``verify.md`` and plots; return (verdict, rows).
+
+    ``pinned``: the reproduction's resolved config; each run's config.yaml must match it except for the keys
+    ``sanity.NOT_PINNED`` and ``not_pinned`` name. Every run must be usable, or none is judged.
+    """
+    from tinyzero_trl.verify_report import write_report
+
+    expected = load_expected(expected_path)
+    runs = [_usable_run(expected, Path(d), pinned, not_pinned) for d in run_dirs]
     table: list[Row] = []
-    per_metric: dict[str, tuple[list, list[dict], list[Row]]] = {}
+    curves: dict[str, tuple[list, list[dict]]] = {}  # metric -> (each run's series, the specs that judge it)
     for i, spec in enumerate(expected["checks"]):
-        found, series = check(spec, rows, summary, f"{expected_path} checks[{i}]")
-        table += found
-        if series:
-            entry = per_metric.setdefault(spec["metric"], (series, [], []))
+        where = f"{expected_path} checks[{i}]"
+        seen = [observe(spec, rows, summary, where) for rows, summary in runs]
+        for k, (target, _) in enumerate(seen[0][0]):
+            table.append(judge(target, [observed[k][1] for observed, _ in seen]))
+        if "metric" in spec:
+            entry = curves.setdefault(spec["metric"], ([series for _, series in seen], []))
             entry[1].append(spec)
-            entry[2].extend(found)
-    images = []
-    for name, (series, specs, found) in per_metric.items():
-        verdicts = {r.verdict for r in found}
-        verdict = "FAIL" if "FAIL" in verdicts else "PASS" if "PASS" in verdicts else "reported, no reference"
-        image = run_dir / f"verify-{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}.png"
-        plot(image, name, series, specs, verdict)
-        images.append(image.name)
     verdicts = {r.verdict for r in table}
     # Nothing judged (every check is `report`) is not a pass: there was no reference number to meet.
     verdict = "FAIL" if "FAIL" in verdicts else "PASS" if "PASS" in verdicts else "UNCHECKED"
-    _write_report(run_dir / "verify.md", expected, table, images, verdict)
+    target_dir = Path(report_dir) if report_dir else Path(run_dirs[0])
+    write_report(target_dir, expected, table, curves, verdict, [str(d) for d in run_dirs])
     return verdict, table
 
 
-def format_table(table: list[Row]) -> str:
-    """The verification table as aligned text."""
-    head = ("check", "step", "reference", "observed", "band", "verdict")
-    body = [(r.check, r.step, r.reference, _fmt(r.observed), r.band, r.verdict) for r in table]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in (head, *body)]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _write_report(path: Path, expected: dict, table: list[Row], images: list[str], verdict: str) -> None:
-    lines = [f"# Verification: {expected.get('reproduction', path.parent.name)}: **{verdict}**", "",
-             "| check | step | reference | observed | band | verdict |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.check} | {r.step} | {r.reference} | {_fmt(r.observed)} | {r.band} | {r.verdict} |" for r in table]
-    lines += ["", *[f"![{name}]({name})" for name in images], "", "Sources of the reference numbers:", ""]
-    for spec in expected.get("checks", []):
-        lines.append(f"- {spec.get('metric') or spec.get('summary')}: {spec.get('source', 'no source given')}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def verify_run(expected_path: Path, run_dir: Path, *, pinned: dict | None = None,
+               not_pinned: set = frozenset()) -> tuple[str, list[Row]]:
+    """Verify one run directory (its report goes into it); see ``verify_runs``."""
+    return verify_runs(expected_path, [run_dir], pinned=pinned, not_pinned=not_pinned)
