@@ -24,8 +24,8 @@ def test_geometry_run_is_scored_with_the_reward_it_trained_on(tmp_path):
 
 
 def test_shaped_score_is_evaluated_on_exact_answers(tmp_path):
-    run = _run_dir(tmp_path, "countdown", {"tinyzero_countdown": 1.0, "countdown_format": 0.0})
-    assert ev.scorer_name("countdown", str(run)) == "countdown_equation"
+    run = _run_dir(tmp_path, "countdown", {"tinyzero_countdown": 1.0, "countdown_equation": 0.0})
+    assert ev.scorer_name("countdown", str(run)) == "tinyzero_correct"  # TinyZero's own test of a right answer
 
 
 def test_bare_model_uses_the_rewards_it_is_given_then_the_task_default(tmp_path):

@@ -57,3 +57,22 @@ def test_hf_config_sets_every_distribution_field_itself():
 def test_impossible_settings_are_named(bad):
     with pytest.raises(UserError, match=next(iter(bad))):
         Sampling(**bad)
+
+
+def test_a_stop_string_ends_the_completion_and_is_left_out_as_vllm_does():
+    s = Sampling(stop=("\nUser:",))
+    assert s.cut("<answer>1+2</answer>\nUser: next question") == "<answer>1+2</answer>"
+    assert s.cut("no stop here") == "no stop here"
+    assert Sampling(stop=("b", "a")).cut("xxabyy") == "xx"  # the earliest of several
+    assert s.hf_generation_config().stop_strings == ["\nUser:"]
+
+
+def test_hf_generation_stops_at_the_stop_string(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_model).eval(), AutoTokenizer.from_pretrained(tiny_model)
+    free = generate_hf(model, tokenizer, ["The answer is"], Sampling(max_new_tokens=12), progress=False)[0][0]
+    stop = free[3:6]  # a piece of what the model writes anyway
+    cut = generate_hf(model, tokenizer, ["The answer is"], Sampling(max_new_tokens=12, stop=(stop,)),
+                      progress=False)[0][0]
+    assert stop not in cut and free.startswith(cut) and len(cut) < len(free)

@@ -76,7 +76,8 @@ def _check_model_path(model_path: str) -> None:
 
 def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | None = None,
              num_samples: int = 1, temperature: float | None = None, top_p: float = 1.0, top_k: int = 0,
-             max_new_tokens: int = 1024, batch_size: int = 16, data_overrides: dict | None = None,
+             max_new_tokens: int = 1024, stop: list[str] | None = None, batch_size: int = 16,
+             data_overrides: dict | None = None,
              rewards=None, scorer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
              output: str | None = None, seed: int = 0, progress: bool = True) -> dict:
     """Score ``model_path`` on ``task``'s test split; return (and optionally write) accuracy and per-item results.
@@ -103,7 +104,7 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     if temperature is None:
         temperature = 0.0 if num_samples == 1 else 1.0
     sampling = Sampling(num_samples=num_samples, temperature=temperature, top_p=top_p, top_k=top_k,
-                        max_new_tokens=max_new_tokens, seed=seed)
+                        max_new_tokens=max_new_tokens, seed=seed, stop=tuple(stop or ()))
     score_with = scorer_name(task, model_path, rewards, scorer)
     data_cfg = run_data_config(task, model_path, data_overrides)
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
@@ -138,7 +139,7 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     result = {
         "task": task, "model_path": str(model_path), "revision": revision, "backend": backend, "scorer": score_with,
         "num_items": len(items), "num_samples": num_samples, "temperature": temperature, "top_p": top_p,
-        "top_k": top_k, "max_new_tokens": max_new_tokens, "seed": seed,
+        "top_k": top_k, "max_new_tokens": max_new_tokens, "stop": list(sampling.stop), "seed": seed,
         "accuracy": total / len(items) if items else 0.0,
         "pass_at_k": sum(any(s >= 1.0 for s in it["scores"]) for it in items) / len(items) if items else 0.0,
         "items": items,

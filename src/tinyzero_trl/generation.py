@@ -22,8 +22,10 @@ class Sampling:
     top_k: int = 0
     max_new_tokens: int = 1024
     seed: int = 0
+    stop: tuple[str, ...] = ()  # strings that end a completion, left out of it (oat-zero stops at "\nUser:")
 
     def __post_init__(self):
+        object.__setattr__(self, "stop", tuple(self.stop or ()))
         problems = []
         if self.num_samples < 1:
             problems.append(f"num_samples={self.num_samples} (need at least 1)")
@@ -35,6 +37,8 @@ class Sampling:
             problems.append(f"top_k={self.top_k} (need >= 0; 0 is off)")
         if self.max_new_tokens < 1:
             problems.append(f"max_new_tokens={self.max_new_tokens} (need at least 1)")
+        if not all(isinstance(s, str) and s for s in self.stop):
+            problems.append(f"stop={list(self.stop)!r} (need non-empty strings)")
         if problems:
             from tinyzero_trl.errors import UserError
 
@@ -57,7 +61,12 @@ class Sampling:
             temperature=1.0 if self.greedy else self.temperature, top_p=self.top_p if not self.greedy else 1.0,
             top_k=self.top_k if not self.greedy else 0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0,
             eta_cutoff=0.0, repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1, min_new_tokens=0,
-            eos_token_id=getattr(model_generation_config, "eos_token_id", None))
+            eos_token_id=getattr(model_generation_config, "eos_token_id", None), stop_strings=list(self.stop) or None)
+
+    def cut(self, text: str) -> str:
+        """``text`` up to its first stop string: HF's output keeps the string it stopped on, vLLM's does not."""
+        ends = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        return text[:min(ends)] if ends else text
 
     def vllm_params(self):
         """``vllm.SamplingParams`` with exactly these settings (vLLM takes stop tokens from the checkpoint)."""
@@ -65,7 +74,8 @@ class Sampling:
 
         return SamplingParams(n=self.num_samples, temperature=self.temperature,
                               top_p=1.0 if self.greedy else self.top_p, top_k=0 if self.greedy else self.top_k,
-                              max_tokens=self.max_new_tokens, seed=self.seed, repetition_penalty=1.0)
+                              max_tokens=self.max_new_tokens, seed=self.seed, repetition_penalty=1.0,
+                              stop=list(self.stop) or None)
 
 
 def prompt_texts(prompts, tokenizer) -> list[str]:
@@ -86,8 +96,9 @@ def generate_batch(model, tokenizer, enc, sampling: Sampling) -> list[list[str]]
     config = sampling.hf_generation_config(getattr(model, "generation_config", None))
     config.pad_token_id = tokenizer.pad_token_id
     with torch.no_grad():
-        gen = model.generate(**enc, generation_config=config)
-    texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        gen = model.generate(**enc, generation_config=config, tokenizer=tokenizer if sampling.stop else None)
+    texts = [sampling.cut(t) for t in tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:],
+                                                              skip_special_tokens=True)]
     n = sampling.num_samples
     return [texts[i:i + n] for i in range(0, len(texts), n)]
 

@@ -180,9 +180,11 @@ def _accuracy(repro: Reproduction, model_path: str, output: Path, *, resolved: d
 
     args = dict(repro.evaluate)
     task = args.pop("task")
+    # The evaluation protocol may use other data than training (a benchmark, its own prompt): `evaluate.data`.
+    data = {**resolved["data"], **(args.pop("data", None) or {})}
     model = resolved["model"]
     load = {"revision": model.get("revision"), "trust_remote_code": bool(model.get("trust_remote_code"))} if base else {}
-    result = evaluate(task, model_path, output=str(output), data_overrides=resolved["data"],
-                      rewards=resolved["rewards"], **load, **args)
+    result = evaluate(task, model_path, output=str(output), data_overrides=data, rewards=resolved["rewards"],
+                      **load, **args)
     print(f"[tinyzero-trl] {model_path}: {task} accuracy {result['accuracy']:.3f} on {result['num_items']} items")
     return result["accuracy"]

@@ -50,3 +50,9 @@ def test_train_and_test_rows_never_overlap_in_a_small_file(tmp_path):
     splits = load_math("local", path=str(path), num_test=8)  # asks for more than the file can spare
     train, test = set(splits["train"]["problem"]), set(splits["test"]["problem"])
     assert train and test and not train & test
+
+
+def test_a_harness_template_places_the_problem():
+    template = "Solve the following math problem efficiently and clearly.\n\n{problem}"
+    out = format_math({"problem": "What is $\\frac{1}{2}$?"}, None, None, None, template=template)
+    assert out["prompt"] == [{"role": "user", "content": template.replace("{problem}", "What is $\\frac{1}{2}$?")}]

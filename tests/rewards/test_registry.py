@@ -54,7 +54,11 @@ def test_weights_that_are_all_zero_leave_nothing_to_learn():
 
 
 def test_accuracy_scorer_follows_the_rewards():
-    assert accuracy_scorer({"tinyzero_countdown": 1.0, "countdown_format": 0.0}) == "countdown_equation"
+    assert accuracy_scorer({"tinyzero_countdown": 1.0, "countdown_equation": 0.0}) == "tinyzero_correct"
+    assert accuracy_scorer({"countdown_equation": 1.0, "countdown_format": 0.0}) == "countdown_equation"
+    assert accuracy_scorer({"mini_r1_format": 1.0, "mini_r1_equation": 1.0}) == "mini_r1_equation"
+    with pytest.raises(ConfigError, match="2 ways"):
+        accuracy_scorer({"tinyzero_countdown": 1.0, "countdown_equation": 1.0})
     assert accuracy_scorer({"math_accuracy": 1.0, "vl_format": 1.0}) == "math_accuracy"  # geometry recipe
     assert accuracy_scorer({"count_accuracy": 1.0, "vl_format": 1.0}) == "count_accuracy"
     with pytest.raises(ConfigError, match="none of them judges answers"):

@@ -24,7 +24,8 @@ def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0) ->
         return splits.map(lambda ex: format_countdown(ex, processing_class, template=template))
     if data.task == "math":
         splits = load_math(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test, **common)
-        return splits.map(lambda ex: format_math(ex, data.system_prompt, data.instruction, processing_class))
+        return splits.map(lambda ex: format_math(ex, data.system_prompt, data.instruction, processing_class,
+                                                 template=data.template))
     if data.task == "multimodal":
         from tinyzero_trl.data.multimodal import load_multimodal  # imported lazily: needs PIL
 
@@ -41,6 +42,9 @@ def check_data(data: DataConfig) -> None:
         if data.template is not None and data.template not in TEMPLATES:
             raise DataError(f"data.template={data.template!r} is not a countdown template; choose one of "
                             f"{list(TEMPLATES)}")
+    if data.task == "math" and data.template is not None and "{problem}" not in data.template:
+        raise DataError(f"data.template={data.template!r}: a math template must say where the problem goes, with "
+                        "{problem}")
     if data.source != "local":
         return
     if data.task == "countdown":

@@ -14,13 +14,17 @@ MATH_TRAIN = "DigitalLearningGmbH/MATH-lighteval"
 BOXED_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 
 
-def format_math(example: dict, system_prompt: str | None, instruction: str | None, tokenizer=None) -> dict:
+def format_math(example: dict, system_prompt: str | None, instruction: str | None, tokenizer=None,
+                template: str | None = None) -> dict:
     """Format a MATH example as a conversational prompt (the original README's function).
 
-    ``tokenizer`` is accepted for the original signature; the prompt stays a message list so that TRL applies
-    the model's chat template itself.
+    ``template``, when given, is the user turn with ``{problem}`` where the problem goes (an evaluation harness's
+    own prompt, e.g. lighteval's MATH-500 query); ``instruction`` is appended after it. ``tokenizer`` is accepted
+    for the original signature; the prompt stays a message list so that TRL applies the chat template itself.
     """
     problem = example["problem"]
+    if template is not None:
+        problem = template.replace("{problem}", problem)
     if instruction is not None:
         problem = problem + instruction
     prompt = []

@@ -25,7 +25,7 @@ from tinyzero_trl.rewards.format import (
 )
 from tinyzero_trl.rewards.math import math_accuracy_reward
 from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
-from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
+from tinyzero_trl.rewards.tinyzero import tinyzero_correct, tinyzero_countdown_score
 from tinyzero_trl.rewards.vision import count_accuracy_reward, vl_format_reward
 
 RewardFunc = Callable[..., list]
@@ -69,6 +69,7 @@ UNIT = (0.0, 1.0)  # every built-in reward scores in [0, 1]
 register("countdown_equation", bounds=UNIT)(countdown_equation_reward)
 register("countdown_format", bounds=UNIT)(countdown_format_reward)
 register("tinyzero_countdown", bounds=UNIT)(tinyzero_countdown_score)
+register("tinyzero_correct", bounds=UNIT)(tinyzero_correct)
 register("mini_r1_format", bounds=UNIT)(mini_r1_format_reward)
 register("mini_r1_equation", bounds=UNIT)(mini_r1_equation_reward)
 register("math_accuracy", bounds=UNIT)(math_accuracy_reward)
@@ -83,7 +84,8 @@ register("vl_format", bounds=UNIT)(vl_format_reward)
 # judge no answer and have none.
 ACCURACY_OF = {
     "countdown_equation": "countdown_equation",
-    "tinyzero_countdown": "countdown_equation",
+    "tinyzero_countdown": "tinyzero_correct",  # TinyZero's and oat-zero's own test of a right answer
+    "tinyzero_correct": "tinyzero_correct",
     "mini_r1_equation": "mini_r1_equation",
     "math_accuracy": "math_accuracy",
     "count_accuracy": "count_accuracy",
@@ -149,12 +151,19 @@ def get_reward_funcs(names: list[str] | dict[str, float]) -> tuple[list[RewardFu
 
 
 def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
-    """The name of the 0/1 accuracy reward that evaluates a run trained on ``rewards`` (see ``ACCURACY_OF``)."""
-    names = list(rewards)
-    found = sorted({ACCURACY_OF[n] for n in names if n in ACCURACY_OF})
+    """The name of the 0/1 accuracy reward that evaluates a run trained on ``rewards`` (see ``ACCURACY_OF``).
+
+    The rewards trained on (non-zero weight) decide; rewards only logged beside them (weight 0) count only when
+    no trained reward judges answers.
+    """
+    trained = [n for n, w in rewards.items() if w] if isinstance(rewards, dict) else list(rewards)
+    for names in (trained, list(rewards)):
+        found = sorted({ACCURACY_OF[n] for n in names if n in ACCURACY_OF})
+        if found:
+            break
     if len(found) != 1:
         what = "none of them judges answers" if not found else f"they judge answers in {len(found)} ways ({found})"
-        raise ConfigError(f"cannot tell how to score held-out answers from rewards {names}: {what}; "
+        raise ConfigError(f"cannot tell how to score held-out answers from rewards {list(rewards)}: {what}; "
                           f"pass the scorer explicitly (one of {sorted(set(ACCURACY_OF.values()))})")
     return found[0]
 

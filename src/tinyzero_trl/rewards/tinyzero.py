@@ -64,3 +64,9 @@ def tinyzero_countdown_score(completions, nums=None, target=None, **kwargs) -> l
         else:
             out.append(FORMAT_SCORE)
     return out
+
+
+def tinyzero_correct(completions, nums=None, target=None, **kwargs) -> list[float]:
+    """1.0 where TinyZero's score is 1.0 (a right answer), else 0.0: the share of right answers oat-zero reports
+    as its test accuracy ("reward > 0.5"). An evaluation scorer for runs trained on ``tinyzero_countdown``."""
+    return [1.0 if s == CORRECT_SCORE else 0.0 for s in tinyzero_countdown_score(completions, nums, target)]
