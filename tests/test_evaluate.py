@@ -75,3 +75,45 @@ def test_base_evaluation_of_a_reproduction_loads_the_pinned_revision(monkeypatch
 def test_bad_model_path_is_named(tmp_path, make, message):
     with pytest.raises(UserError, match=message):
         ev.evaluate("countdown", str(make(tmp_path)))
+
+
+def _fake_generation(monkeypatch, answers):
+    """HF generation replaced by fixed completions (the first of each item): the scoring path runs for real."""
+    def fake(model, tokenizer, texts, sampling, **kwargs):
+        assert len(texts) == len(answers)
+        return [[a] * sampling.num_samples for a in answers]
+
+    monkeypatch.setattr("tinyzero_trl.generation.generate_hf", fake)
+
+
+def test_accuracy_is_the_share_of_right_answers_on_a_benchmark_file(tiny_model, tmp_path, monkeypatch):
+    """A benchmark given as data.test_path is the whole held-out set; known answers give an exact accuracy."""
+    import json as _json
+
+    bench = tmp_path / "bench.jsonl"
+    tasks = [([3, 5, 2], 13), ([1, 2, 3], 6), ([4, 4, 1], 17), ([6, 2, 5], 17)]
+    bench.write_text("".join(_json.dumps({"nums": n, "target": t}) + "\n" for n, t in tasks))
+    _fake_generation(monkeypatch, [" 3*5-2</think> <answer>3*5-2</answer>", "<answer>1+2+3</answer>",
+                                   "<answer>4*4+2</answer>", "no answer"])
+    result = ev.evaluate("countdown", tiny_model, data_overrides={"test_path": str(bench), "template": "tiny"},
+                         num_samples=2, temperature=1.0, progress=False)
+    assert result["num_items"] == 4 and result["accuracy"] == 0.5 and result["pass_at_k"] == 0.5
+    assert [it["scores"] for it in result["items"]] == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    assert result["scorer"] == "countdown_equation" and result["items"][2]["target"] == 17
+
+
+def test_an_empty_held_out_set_is_an_error(tiny_model, tmp_path):
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text('{"nums": [1, 2], "target": 3}\n')
+    with pytest.raises(UserError, match="held-out set of countdown is empty"):
+        ev.evaluate("countdown", tiny_model, data_overrides={"test_path": str(bench), "num_test": 0})
+
+
+def test_the_data_root_fills_a_benchmark_path(tiny_model, tmp_path, monkeypatch):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "t.jsonl").write_text('{"nums": [1, 2], "target": 3}\n')
+    monkeypatch.setenv("TINYZERO_DATA", str(tmp_path))
+    _fake_generation(monkeypatch, ["<answer>1+2</answer>"])
+    out = ev.evaluate("countdown", tiny_model, data_overrides={"test_path": "$TINYZERO_DATA/b/t.jsonl",
+                                                               "template": "tiny"}, progress=False)
+    assert out["accuracy"] == 1.0

@@ -47,6 +47,7 @@ class DataConfig:
     source: str = "hub"  # hub | local | generate
     name: str | None = None  # hub dataset id (task default when None)
     path: str | None = None  # local file for source=local
+    test_path: str | None = None  # a local file that IS the held-out set (a benchmark), instead of rows split off
     revision: str | None = None
     num_train: int | None = None
     num_test: int | None = None

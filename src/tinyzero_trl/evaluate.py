@@ -11,6 +11,7 @@ present; both backends draw with the same ``generation.Sampling``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -29,6 +30,11 @@ DEFAULT_DATA = {
 }
 # A bare model (no run directory beside it) is scored on its task's plain accuracy.
 DEFAULT_REWARDS = {"countdown": ["countdown_equation"], "math": ["math_accuracy"], "multimodal": ["count_accuracy"]}
+
+
+def data_root() -> str:
+    """Where prepared benchmarks live: ``$TINYZERO_DATA``, else ./data (``$TINYZERO_DATA`` in a test_path)."""
+    return os.environ.get("TINYZERO_DATA", "data")
 
 
 def saved_run_config(task: str, model_path: str) -> dict:
@@ -110,7 +116,11 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
     processing_class = load_processing_class(model_path, task, **load)
     tokenizer = getattr(processing_class, "tokenizer", processing_class)
-    test = load_task_data(data_cfg, processing_class, seed=seed)["test"]
+    if data_cfg.test_path is not None:
+        data_cfg.test_path = os.path.expandvars(data_cfg.test_path.replace("$TINYZERO_DATA", data_root()))
+    test = load_task_data(data_cfg, processing_class, seed=seed, only_test=True)["test"]
+    if len(test) == 0:
+        raise UserError(f"the held-out set of {task} is empty (data.num_test, data.test_path): nothing to evaluate")
     if limit is not None:
         test = test.select(range(min(limit, len(test))))
     backend = "hf" if task == "multimodal" else pick_backend(backend)  # vLLM: text prompts only here

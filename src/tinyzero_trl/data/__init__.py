@@ -12,8 +12,21 @@ from tinyzero_trl.data.sources import DataError
 __all__ = ["DataError", "check_data", "format_countdown", "format_math", "load_task_data"]
 
 
-def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0) -> datasets.DatasetDict:
-    """Load ``data.task``'s train/test splits and format their prompts for ``processing_class``."""
+def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0,
+                   only_test: bool = False) -> datasets.DatasetDict:
+    """Load ``data.task``'s train/test splits and format their prompts for ``processing_class``.
+
+    ``data.test_path`` names a local file that is the whole held-out set (a benchmark such as SuperCLEVR-200);
+    ``only_test`` (evaluation) then loads nothing else.
+    """
+    if data.test_path is not None:
+        test = _load_test_file(data, processing_class)
+        if only_test:
+            return datasets.DatasetDict(test=test)
+        from dataclasses import replace
+
+        splits = load_task_data(replace(data, test_path=None), processing_class, seed=seed)
+        return datasets.DatasetDict(train=splits["train"], test=test)
     common = {k: v for k, v in {"name": data.name, "revision": data.revision}.items() if v is not None}
     if data.task == "countdown":
         splits = load_countdown(
@@ -30,6 +43,34 @@ def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0) ->
         from tinyzero_trl.data.multimodal import load_multimodal  # imported lazily: needs PIL
 
         return load_multimodal(data, processing_class, seed=seed)
+    raise DataError(f"data.task={data.task!r} has no loader")
+
+
+def _load_test_file(data: DataConfig, processing_class) -> datasets.Dataset:
+    from tinyzero_trl.data.sources import load_local
+
+    path = data.test_path
+    if data.task == "countdown":
+        rows = load_local(path, ["nums", "target"])
+        if data.num_test is not None:
+            rows = rows.select(range(min(data.num_test, len(rows))))
+        template = data.template or "r1-chat"
+        return rows.map(lambda ex: format_countdown(ex, processing_class, template=template))
+    if data.task == "math":
+        from tinyzero_trl.data.math import _with_solution
+
+        rows = _with_solution(load_local(path, ["problem"]), path)
+        if data.num_test is not None:
+            rows = rows.select(range(min(data.num_test, len(rows))))
+        return rows.map(lambda ex: format_math(ex, data.system_prompt, data.instruction, processing_class,
+                                               template=data.template))
+    if data.task == "multimodal":
+        from tinyzero_trl.data.multimodal import format_multimodal, load_test_file
+
+        rows = load_test_file(path)
+        if data.num_test is not None:
+            rows = rows.select(range(min(data.num_test, len(rows))))
+        return format_multimodal(datasets.DatasetDict(test=rows), data)["test"]
     raise DataError(f"data.task={data.task!r} has no loader")
 
 

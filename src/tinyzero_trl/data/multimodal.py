@@ -170,12 +170,22 @@ def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.D
         splits = _split(_load_local_images(data.path).select_columns(COLUMNS), data.num_train, data.num_test, where)
     else:
         raise DataError(f"data.source={data.source!r} is not one of hub, local, generate")
+    return format_multimodal(splits, data)
+
+
+def format_multimodal(splits, data):
+    """Conversational prompts (image placeholder, question, instruction) and bare gold answers for ``splits``."""
     # input_columns: only the text is read, so the images are not decoded and re-encoded by the map.
     return splits.map(
         lambda problem, solution: {"prompt": multimodal_prompt(problem, data.instruction, data.system_prompt),
                                    "solution": gold_answer(solution)},
         input_columns=["problem", "solution"],
     )
+
+
+def load_test_file(path: str) -> datasets.Dataset:
+    """Every row of a local image/problem/solution file, as a held-out set."""
+    return _load_local_images(path).select_columns(COLUMNS)
 
 
 def _apply_pixel_limits(processing_class, min_pixels: int | None, max_pixels: int | None) -> None:
