@@ -110,3 +110,13 @@ def open_rs_cosine_oracle(completion: str, solution: str, max_len: int = 1000) -
         return 1.0
     weight = (1 + math.cos(math.pi * len(completion) / max_len)) / 2
     return 0.5 + 0.5 * weight if right else -0.5 + 0.5 * weight
+
+
+# R1-V: Deep-Agent/R1-V ``src/eval/test_qwen2vl_counting_superclevr.py`` (commit bbbbe3d): the SuperCLEVR-200 score.
+_R1V_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
+
+
+def r1v_count_oracle(output: str, ground_truth: int) -> float:
+    """R1-V's evaluation: the first digits-only answer block, as an int, equal to the integer ground truth."""
+    found = _R1V_ANSWER.search(output)
+    return 1.0 if found is not None and int(found.group(1)) == ground_truth else 0.0

@@ -32,6 +32,7 @@ from tinyzero_trl.rewards.open_rs import (
     open_rs_accuracy_reward,
     open_rs_format_reward,
 )
+from tinyzero_trl.rewards.r1v import r1v_count_eval_reward
 from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 from tinyzero_trl.rewards.vision import count_accuracy_reward, vl_format_reward
 
@@ -87,6 +88,7 @@ register("open_rs_format", bounds=UNIT)(open_rs_format_reward)
 register("cosine_accuracy", bounds=COSINE_BOUNDS)(cosine_accuracy_reward)  # Open-RS Experiment 2: max_len 1000
 register("cosine_accuracy_3584", bounds=COSINE_BOUNDS)(cosine_accuracy_exp3_reward)  # Experiment 3
 register("open_rs_accuracy", bounds=UNIT)(open_rs_accuracy_reward)
+register("r1v_count_eval", bounds=UNIT)(r1v_count_eval_reward)  # R1-V's SuperCLEVR evaluation rule
 
 
 # For evaluation: the 0/1 correctness reward that judges the same answers as each training reward. A run trained
@@ -101,6 +103,7 @@ ACCURACY_OF = {
     "cosine_accuracy": "open_rs_accuracy",
     "cosine_accuracy_3584": "open_rs_accuracy",
     "open_rs_accuracy": "open_rs_accuracy",
+    "r1v_count_eval": "r1v_count_eval",
 }
 
 
@@ -191,6 +194,7 @@ __all__ = [
     "open_rs_format_reward",
     "cosine_accuracy_reward",
     "open_rs_accuracy_reward",
+    "r1v_count_eval_reward",
     "think_close_format_reward",
     "think_format_reward",
 ]
