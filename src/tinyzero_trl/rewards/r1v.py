@@ -15,8 +15,8 @@ treats a digit run too long for ``int()`` (over 4,300 digits, where R1-V's scrip
 
 from __future__ import annotations
 
-from tinyzero_trl.rewards.format import ANSWER_CLOSE, ANSWER_OPEN, completion_texts
-from tinyzero_trl.rewards.vision import gold_count
+from tinyzero_trl.rewards.format import ANSWER_CLOSE, ANSWER_OPEN
+from tinyzero_trl.rewards.vision import score_counts
 
 _INT_MAX_DIGITS = 4300  # CPython's default int() limit for decimal strings
 
@@ -55,16 +55,4 @@ def r1v_count_eval_reward(completions, solution=None, answer=None, **kwargs) -> 
     The gold comes from ``solution`` (or ``answer``): an int, ``"3"`` or ``"<answer> 3 </answer>"``; an unusable
     gold gives ``None``. Other columns are ignored. Never raises.
     """
-    golds = solution if solution is not None else answer
-    scores: list[float | None] = []
-    for i, text in enumerate(completion_texts(completions)):
-        try:
-            gold = gold_count(golds[i])
-        except Exception:  # a missing or odd gold column: nothing to compare with
-            gold = None
-        if gold is None:
-            scores.append(None)
-            continue
-        predicted = first_count_answer(text) if isinstance(text, str) else None
-        scores.append(1.0 if predicted is not None and predicted == gold else 0.0)
-    return scores
+    return score_counts(completions, solution if solution is not None else answer, first_count_answer)
