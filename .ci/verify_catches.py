@@ -1,4 +1,5 @@
-"""Issue 4's acceptance on a real run: verify passes it, and catches a degraded, a truncated and a missing run.
+"""verify on a real run: it passes it, and catches a degraded, a truncated, a missing, an impossible and another
+recipe's run (issues 4 and 20).
 
     python .ci/verify_catches.py countdown-tiny runs/countdown-tiny
 
@@ -53,6 +54,18 @@ def main(name: str, run: str) -> int:
         (cut / "metrics.jsonl").write_text(text[: len(text) // 2])  # cut mid-line, as a crash mid-write leaves it
         results.append(("metrics.jsonl truncated", verify(name, cut), (2, "UNUSABLE")))
         results.append(("missing run directory", verify(name, Path(tmp) / "no-such-run"), (2, "UNUSABLE")))
+        nan = Path(tmp) / "nan"
+        shutil.copytree(run_dir, nan, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        lines = (nan / "metrics.jsonl").read_text().splitlines()
+        last = json.loads(lines[-1])
+        last["loss"] = float("nan")  # a run whose weights stopped being numbers
+        (nan / "metrics.jsonl").write_text("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
+        results.append(("NaN loss at the last step", verify(name, nan), (2, "UNUSABLE")))
+        other = Path(tmp) / "other-recipe"
+        shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        config = (other / "config.yaml").read_text()
+        (other / "config.yaml").write_text(config.replace("learning_rate:", "learning_rate: 1.0e-05 #", 1))
+        results.append(("another learning rate", verify(name, other), (2, "UNUSABLE")))
     failed = 0
     for case, got, want in results:
         ok = got == want

@@ -87,15 +87,17 @@ def _fake_generation(monkeypatch, answers):
 
 
 def test_accuracy_is_the_share_of_right_answers_on_a_benchmark_file(tiny_model, tmp_path, monkeypatch):
-    """A benchmark given as data.test_path is the whole held-out set; known answers give an exact accuracy."""
+    """A benchmark folder's test split is the whole held-out set; known answers give an exact accuracy."""
     import json as _json
 
-    bench = tmp_path / "bench.jsonl"
+    bench = tmp_path / "bench"
+    bench.mkdir()
     tasks = [([3, 5, 2], 13), ([1, 2, 3], 6), ([4, 4, 1], 17), ([6, 2, 5], 17)]
-    bench.write_text("".join(_json.dumps({"nums": n, "target": t}) + "\n" for n, t in tasks))
+    (bench / "test.jsonl").write_text("".join(_json.dumps({"nums": n, "target": t}) + "\n" for n, t in tasks))
     _fake_generation(monkeypatch, [" 3*5-2</think> <answer>3*5-2</answer>", "<answer>1+2+3</answer>",
                                    "<answer>4*4+2</answer>", "no answer"])
-    result = ev.evaluate("countdown", tiny_model, data_overrides={"test_path": str(bench), "template": "tiny"},
+    result = ev.evaluate("countdown", tiny_model, data_overrides={"source": "local", "path": str(bench),
+                                                                  "test_split": "test", "template": "tiny"},
                          num_samples=2, temperature=1.0, progress=False)
     assert result["num_items"] == 4 and result["accuracy"] == 0.5 and result["pass_at_k"] == 0.5
     assert [it["scores"] for it in result["items"]] == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
@@ -103,17 +105,18 @@ def test_accuracy_is_the_share_of_right_answers_on_a_benchmark_file(tiny_model, 
 
 
 def test_an_empty_held_out_set_is_an_error(tiny_model, tmp_path):
-    bench = tmp_path / "bench.jsonl"
-    bench.write_text('{"nums": [1, 2], "target": 3}\n')
+    (tmp_path / "test.jsonl").write_text('{"nums": [1, 2], "target": 3}\n')
     with pytest.raises(UserError, match="held-out set of countdown is empty"):
-        ev.evaluate("countdown", tiny_model, data_overrides={"test_path": str(bench), "num_test": 0})
+        ev.evaluate("countdown", tiny_model, data_overrides={"source": "local", "path": str(tmp_path),
+                                                             "test_split": "test", "num_test": 0})
 
 
 def test_the_data_root_fills_a_benchmark_path(tiny_model, tmp_path, monkeypatch):
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "t.jsonl").write_text('{"nums": [1, 2], "target": 3}\n')
+    (tmp_path / "b" / "test.jsonl").write_text('{"nums": [1, 2], "target": 3}\n')
     monkeypatch.setenv("TINYZERO_DATA", str(tmp_path))
     _fake_generation(monkeypatch, ["<answer>1+2</answer>"])
-    out = ev.evaluate("countdown", tiny_model, data_overrides={"test_path": "$TINYZERO_DATA/b/t.jsonl",
-                                                               "template": "tiny"}, progress=False)
+    out = ev.evaluate("countdown", tiny_model, data_overrides={"source": "local", "path": "$TINYZERO_DATA/b",
+                                                               "test_split": "test", "template": "tiny"},
+                      progress=False)
     assert out["accuracy"] == 1.0

@@ -47,10 +47,12 @@ class DataConfig:
     source: str = "hub"  # hub | local | generate
     name: str | None = None  # hub dataset id (task default when None)
     path: str | None = None  # local file for source=local
-    test_path: str | None = None  # a local file that IS the held-out set (a benchmark), instead of rows split off
     revision: str | None = None
     num_train: int | None = None
     num_test: int | None = None
+    # The split the test rows come from (its first num_test rows); None: num_test rows held out after the
+    # training rows of the train split. Hub: a split name. Local: data.path is then a folder of split files.
+    test_split: str | None = None
     template: str | None = None  # prompt template (task default when None)
     system_prompt: str | None = None
     instruction: str | None = None

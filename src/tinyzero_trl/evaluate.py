@@ -33,7 +33,7 @@ DEFAULT_REWARDS = {"countdown": ["countdown_equation"], "math": ["math_accuracy"
 
 
 def data_root() -> str:
-    """Where prepared benchmarks live: ``$TINYZERO_DATA``, else ./data (``$TINYZERO_DATA`` in a test_path)."""
+    """Where prepared benchmarks live: ``$TINYZERO_DATA``, else ./data (``$TINYZERO_DATA`` in a data.path)."""
     return os.environ.get("TINYZERO_DATA", "data")
 
 
@@ -116,11 +116,11 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
     processing_class = load_processing_class(model_path, task, **load)
     tokenizer = getattr(processing_class, "tokenizer", processing_class)
-    if data_cfg.test_path is not None:
-        data_cfg.test_path = os.path.expandvars(data_cfg.test_path.replace("$TINYZERO_DATA", data_root()))
-    test = load_task_data(data_cfg, processing_class, seed=seed, only_test=True)["test"]
+    if data_cfg.path is not None and "$TINYZERO_DATA" in data_cfg.path:
+        data_cfg.path = data_cfg.path.replace("$TINYZERO_DATA", data_root())
+    test = load_task_data(data_cfg, processing_class, seed=seed)["test"]
     if len(test) == 0:
-        raise UserError(f"the held-out set of {task} is empty (data.num_test, data.test_path): nothing to evaluate")
+        raise UserError(f"the held-out set of {task} is empty (data.num_test, data.test_split): nothing to evaluate")
     if limit is not None:
         test = test.select(range(min(limit, len(test))))
     backend = "hf" if task == "multimodal" else pick_backend(backend)  # vLLM: text prompts only here

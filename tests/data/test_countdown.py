@@ -1,5 +1,10 @@
+import json
+
+import datasets
 import pytest
 
+from tinyzero_trl.config import DataConfig
+from tinyzero_trl.data import check_data, load_task_data
 from tinyzero_trl.data.countdown import (
     ASSISTANT_PREFILL,
     countdown_prompt,
@@ -9,6 +14,7 @@ from tinyzero_trl.data.countdown import (
     load_countdown,
 )
 from tinyzero_trl.data.sources import DataError
+from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 
 
 def test_default_prompt_is_the_original_readme_prompt(tiny_tokenizer):
@@ -80,3 +86,116 @@ def test_local_jsonl_is_split_train_then_test(tmp_path):
 def test_hub_offline_gives_a_clear_error():
     with pytest.raises(DataError, match="data.source=local"):
         load_countdown("hub", name="Jiayi-Pan/Countdown-Tasks-3to4")
+
+
+# oat-zero's data (lkevinzc/CountDownZero): the prompt text in `input`, the task as JSON in `gt_answer`.
+def oat_row(nums, target, tag=""):
+    return {"input": f"User: Using the numbers {nums}, make {target}.{tag}\nAssistant: Let me solve this step by "
+                     "step.\n<think>", "gt_answer": json.dumps({"target": target, "numbers": nums})}
+
+
+TRAIN = [oat_row([3, 4, 6], 18 + i, f" train {i}") for i in range(6)]
+TEST = [oat_row([2, 5, 9], 1 + i, f" test {i}") for i in range(4)]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def oat_folder(tmp_path, train=True):
+    if train:
+        write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    write_jsonl(tmp_path / "test.jsonl", TEST)
+    return str(tmp_path)
+
+
+def test_oat_rows_give_nums_and_target_and_their_own_prompt(tmp_path):
+    path = write_jsonl(tmp_path / "cdz.jsonl", TRAIN)
+    splits = load_task_data(DataConfig(task="countdown", source="local", path=path, num_test=2, template="dataset"))
+    assert splits["train"]["nums"] == [[3, 4, 6]] * 4 and splits["train"]["target"] == [18, 19, 20, 21]
+    assert splits["test"]["target"] == [22, 23]  # a single file: the rows after the training ones
+    assert splits["train"]["prompt"] == [r["input"] for r in TRAIN[:4]]  # fed raw, no chat template
+    # The parsed columns are what the rewards read: TinyZero's (= oat-zero's) score of a right and a wrong answer.
+    scores = tinyzero_countdown_score(["...</think> <answer>6 * 3</answer>", "<answer>3 * 4 + 6 + 0</answer>",
+                                       "<answer>(4 - 3) * 6 * 3</answer>", "<answer>3 * 4 + 6</answer>"],
+                                      nums=[splits["train"]["nums"][0]] * 4, target=[splits["train"]["target"][0]] * 4)
+    assert scores == [0.1, 0.1, 0.1, 1.0]
+
+
+def test_test_rows_come_from_the_test_split(tmp_path):
+    folder = oat_folder(tmp_path)
+    splits = load_countdown("local", path=folder, test_split="test", num_test=3)
+    assert splits["test"]["target"] == [1, 2, 3]  # the first num_test rows of test.jsonl
+    assert splits["train"]["target"] == [18, 19, 20, 21, 22, 23]  # all of train.jsonl: none held out
+    assert len(load_countdown("local", path=folder, test_split="test")["test"]) == 4  # num_test unset: all
+    assert len(load_countdown("local", path=folder, test_split="test", num_train=2, num_test=99)["train"]) == 2
+    assert load_countdown("local", path=folder)["test"]["target"] == [1, 2, 3, 4]  # a folder's test file is used
+    data = DataConfig(task="countdown", source="local", path=folder, test_split="test", num_test=2, template="dataset")
+    splits = load_task_data(data)
+    assert splits["test"]["prompt"] == [TEST[0]["input"], TEST[1]["input"]]
+    check_data(data)
+
+
+def test_the_hub_path_loads_the_named_test_split(monkeypatch):
+    import tinyzero_trl.data.countdown as cd
+
+    calls = []
+
+    def fake_hub(name, *, split, revision=None, config=None):
+        calls.append((name, split, revision))
+        return datasets.Dataset.from_list({"train": TRAIN, "test": TEST}[split])
+
+    monkeypatch.setattr(cd, "load_hub", fake_hub)
+    data = DataConfig(task="countdown", source="hub", name="lkevinzc/CountDownZero", test_split="test", num_test=3,
+                      template="dataset", revision="abc")
+    splits = load_task_data(data)
+    assert calls == [("lkevinzc/CountDownZero", "train", "abc"), ("lkevinzc/CountDownZero", "test", "abc")]
+    assert splits["test"]["target"] == [1, 2, 3] and splits["test"]["nums"] == [[2, 5, 9]] * 3
+    assert len(splits["train"]) == 6 and splits["train"]["prompt"][0] == TRAIN[0]["input"]
+    calls.clear()
+    tinyzero = load_countdown("hub", num_test=2)  # no test split: the rows after the training ones, as TinyZero
+    assert calls == [("Jiayi-Pan/Countdown-Tasks-3to4", "train", None)]
+    assert tinyzero["test"]["target"] == [22, 23]
+
+
+@pytest.mark.parametrize(("gt_answer", "why"), [
+    ("{not json", "not valid JSON"),
+    ('[1, 2]', "not a JSON object"),
+    ('{"target": 5}', "'numbers'"),
+    ('{"numbers": [1, 4]}', "'target'"),
+    ('{"target": "5", "numbers": [1, 4]}', "'target'"),
+    ('{"target": 5, "numbers": [1, true]}', "'numbers'"),
+    ('{"target": 5, "numbers": []}', "'numbers'"),
+    ('{"target": 5.5, "numbers": [1, 4]}', "'target'"),
+])
+def test_a_malformed_gt_answer_names_the_row_and_the_field(tmp_path, gt_answer, why):
+    rows = TRAIN[:3] + [{"input": "p", "gt_answer": gt_answer}] + TRAIN[3:]
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError, match=rf"bad.jsonl: row 3 \(counting from 0\), field gt_answer: .*{why}"):
+        load_countdown("local", path=path)
+
+
+def test_split_and_template_errors(tmp_path):
+    path = write_jsonl(tmp_path / "one.jsonl", TRAIN)
+    with pytest.raises(DataError, match="needs data.path to be a folder"):
+        load_countdown("local", path=path, test_split="test")
+    (tmp_path / "f").mkdir()
+    with pytest.raises(DataError, match=r"no test split dev.jsonl .*found \['test.jsonl', 'train.jsonl'\]"):
+        load_countdown("local", path=oat_folder(tmp_path / "f"), test_split="dev")
+    with pytest.raises(DataError, match="generated tasks have no named splits"):
+        load_countdown("generate", test_split="test")
+    plain = write_jsonl(tmp_path / "plain.jsonl", [{"nums": [1, 2], "target": 3}] * 4)
+    with pytest.raises(DataError, match="column 'input'"):
+        load_task_data(DataConfig(task="countdown", source="local", path=plain, template="dataset"))
+    with pytest.raises(DataError, match="nums and target, or gt_answer"):
+        load_countdown("local", path=write_jsonl(tmp_path / "neither.jsonl", [{"input": "x"}] * 4))
+
+
+def test_an_evaluation_only_folder_loads_but_cannot_train(tmp_path):
+    folder = oat_folder(tmp_path, train=False)
+    data = DataConfig(task="countdown", source="local", path=folder, template="dataset")
+    splits = load_task_data(data)
+    assert len(splits["train"]) == 0 and splits["test"]["target"] == [1, 2, 3, 4]
+    with pytest.raises(DataError, match="no training rows"):
+        check_data(data)

@@ -9,7 +9,7 @@ import datasets
 import pytest
 
 from tinyzero_trl.config import DataConfig
-from tinyzero_trl.data import load_task_data
+from tinyzero_trl.data import check_data, load_task_data
 from tinyzero_trl.data.multimodal import (
     COLORS,
     COUNT_INSTRUCTION,
@@ -205,3 +205,74 @@ def test_template_is_refused_and_pixel_limits_reach_the_processor():
 
     load_multimodal(cfg(min_pixels=3136, max_pixels=401408), Processor())
     assert Processor.image_processor.size == {"shortest_edge": 3136, "longest_edge": 401408}
+
+
+def _image_rows(folder, n, start=0, with_input=True):
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(start, start + n):
+        _png(folder / "images" / f"{i}.png", (i, 0, 0))
+        row = {"image": f"images/{i}.png", "problem": f"How many items? {i}", "solution": str(i)}
+        if with_input:
+            row["input"] = f"How many items? {i} First output the thinking process in <think> </think> tags."
+        rows.append(row)
+    return rows
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_a_folder_of_splits_and_the_rows_own_question_text(tmp_path):
+    _write(tmp_path / "train.jsonl", _image_rows(tmp_path, 5))
+    _write(tmp_path / "test.jsonl", _image_rows(tmp_path, 3, start=10))
+    data = cfg(source="local", path=str(tmp_path), num_train=None, num_test=None, template="dataset")
+    splits = load_task_data(data, None)
+    assert splits["train"]["solution"] == ["0", "1", "2", "3", "4"]  # nothing held out of train
+    assert splits["test"]["solution"] == ["10", "11", "12"]  # the whole test file
+    assert splits["test"][0]["image"].getpixel((0, 0)) == (10, 0, 0)
+    text = splits["test"][0]["prompt"][0]["content"][1]["text"]
+    assert text == "How many items? 10 First output the thinking process in <think> </think> tags."  # no instruction
+    default = load_task_data(cfg(source="local", path=str(tmp_path), num_test=2, num_train=None), None)
+    assert default["test"]["solution"] == ["10", "11"]
+    assert default["test"][0]["prompt"][0]["content"][1]["text"] == "How many items? 10" + COUNT_INSTRUCTION
+    check_data(data)
+
+
+def test_an_evaluation_only_folder(tmp_path):
+    _write(tmp_path / "test.jsonl", _image_rows(tmp_path, 4))
+    data = cfg(source="local", path=str(tmp_path), num_train=None, num_test=None, template="dataset")
+    splits = load_task_data(data, None)
+    assert len(splits["train"]) == 0 and splits["test"]["solution"] == ["0", "1", "2", "3"]
+    with pytest.raises(DataError, match="no training rows"):
+        check_data(data)
+    no_input = tmp_path / "other"
+    no_input.mkdir()
+    _write(no_input / "test.jsonl", _image_rows(no_input, 2, with_input=False))
+    with pytest.raises(DataError, match="input"):
+        load_task_data(cfg(source="local", path=str(no_input), template="dataset"), None)
+
+
+def test_hub_test_split(monkeypatch):
+    from PIL import Image
+
+    import tinyzero_trl.data.multimodal as mm
+
+    def rows(n, offset):
+        return {"image": [Image.new("RGB", (8, 8), "white") for _ in range(n)],
+                "problem": [f"q{i}" for i in range(offset, offset + n)],
+                "solution": [f"<answer> {i} </answer>" for i in range(offset, offset + n)]}
+
+    calls = []
+
+    def fake_hub(name, *, split, revision=None, config=None):
+        calls.append((name, split))
+        return datasets.Dataset.from_dict(rows(4, 0) if split == "train" else rows(3, 100))
+
+    monkeypatch.setattr(mm, "load_hub", fake_hub)
+    splits = load_multimodal(cfg(source="hub", name="some/set", test_split="validation", num_test=2, num_train=None))
+    assert calls == [("some/set", "train"), ("some/set", "validation")]
+    assert splits["train"]["solution"] == ["0", "1", "2", "3"] and splits["test"]["solution"] == ["100", "101"]
+    with pytest.raises(DataError, match="no named splits"):
+        load_multimodal(cfg(test_split="test"))

@@ -73,3 +73,50 @@ def mini_r1_equation_oracle(completion: str, nums, target) -> float:
         return 1.0 if abs(float(_safe_eval(equation)) - float(target)) < 1e-5 else 0.0
     except Exception:
         return 0.0
+
+
+# Open-RS: knoveleng/open-rs ``src/open_r1/rewards.py`` (commit 2889c47), with the constants of
+# ``src/open_r1/grpo.py`` and ``recipes/grpo.yaml``. math-verify runs here in-process with its own signal timeouts
+# (main thread only), exactly as the source called it.
+
+
+def open_rs_format_oracle(completion: str) -> float:
+    """Open-RS's format reward: the closing think tag, newline-wrapped, occurs once (str.count's way)."""
+    return 1.0 if completion.count("\n</think>\n") == 1 else 0.0
+
+
+def open_rs_correct_oracle(completion: str, solution: str) -> bool | None:
+    """Open-RS's math-verify verdict, arguments as the source passed them; None when the gold does not parse."""
+    from latex2sympy2_extended import NormalizationConfig
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    gold = parse(solution, extraction_mode="first_match", extraction_config=[LatexExtractionConfig()])
+    if not gold:
+        return None
+    norm = NormalizationConfig(nits=False, malformed_operators=False, basic_latex=True, equations=True,
+                               boxed=True, units=True)
+    answer = parse(completion, extraction_mode="first_match", extraction_config=[
+        LatexExtractionConfig(normalization_config=norm, boxed_match_priority=0, try_extract_without_anchor=False)])
+    return bool(verify(answer, gold))
+
+
+def open_rs_cosine_oracle(completion: str, solution: str, max_len: int = 1000) -> float:
+    """Open-RS's cosine reward in closed form: right answers fall from 1.0 to 0.5 over max_len characters,
+    wrong ones from 0.0 to -0.5, along (1 + cos(pi * length / max_len)) / 2, unclamped; bad gold: 1.0."""
+    import math
+
+    right = open_rs_correct_oracle(completion, solution)
+    if right is None:
+        return 1.0
+    weight = (1 + math.cos(math.pi * len(completion) / max_len)) / 2
+    return 0.5 + 0.5 * weight if right else -0.5 + 0.5 * weight
+
+
+# R1-V: Deep-Agent/R1-V ``src/eval/test_qwen2vl_counting_superclevr.py`` (commit bbbbe3d): the SuperCLEVR-200 score.
+_R1V_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
+
+
+def r1v_count_oracle(output: str, ground_truth: int) -> float:
+    """R1-V's evaluation: the first digits-only answer block, as an int, equal to the integer ground truth."""
+    found = _R1V_ANSWER.search(output)
+    return 1.0 if found is not None and int(found.group(1)) == ground_truth else 0.0

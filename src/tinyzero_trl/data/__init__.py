@@ -12,30 +12,20 @@ from tinyzero_trl.data.sources import DataError
 __all__ = ["DataError", "check_data", "format_countdown", "format_math", "load_task_data"]
 
 
-def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0,
-                   only_test: bool = False) -> datasets.DatasetDict:
-    """Load ``data.task``'s train/test splits and format their prompts for ``processing_class``.
-
-    ``data.test_path`` names a local file that is the whole held-out set (a benchmark such as SuperCLEVR-200);
-    ``only_test`` (evaluation) then loads nothing else.
-    """
-    if data.test_path is not None:
-        test = _load_test_file(data, processing_class)
-        if only_test:
-            return datasets.DatasetDict(test=test)
-        from dataclasses import replace
-
-        splits = load_task_data(replace(data, test_path=None), processing_class, seed=seed)
-        return datasets.DatasetDict(train=splits["train"], test=test)
+def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0) -> datasets.DatasetDict:
+    """Load ``data.task``'s train/test splits and format their prompts for ``processing_class``."""
     common = {k: v for k, v in {"name": data.name, "revision": data.revision}.items() if v is not None}
     if data.task == "countdown":
-        splits = load_countdown(
-            data.source, path=data.path, num_train=data.num_train, seed=seed, generate=data.generate,
-            **({"num_test": data.num_test} if data.num_test is not None else {}), **common,
-        )
+        splits = load_countdown(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test,
+                                seed=seed, generate=data.generate, test_split=data.test_split, **common)
         template = data.template or "r1-chat"
+        if template == "dataset":
+            _check_prompt_column(splits, data)
         return splits.map(lambda ex: format_countdown(ex, processing_class, template=template))
     if data.task == "math":
+        if data.test_split is not None:
+            raise DataError("data.test_split is not used by the math task: its test set is MATH-500 (hub) or the "
+                            "last rows of the local file; unset it")
         splits = load_math(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test, **common)
         return splits.map(lambda ex: format_math(ex, data.system_prompt, data.instruction, processing_class,
                                                  template=data.template))
@@ -46,32 +36,14 @@ def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0,
     raise DataError(f"data.task={data.task!r} has no loader")
 
 
-def _load_test_file(data: DataConfig, processing_class) -> datasets.Dataset:
-    from tinyzero_trl.data.sources import load_local
+def _check_prompt_column(splits: datasets.DatasetDict, data: DataConfig) -> None:
+    from tinyzero_trl.data.countdown import PROMPT_COLUMN
 
-    path = data.test_path
-    if data.task == "countdown":
-        rows = load_local(path, ["nums", "target"])
-        if data.num_test is not None:
-            rows = rows.select(range(min(data.num_test, len(rows))))
-        template = data.template or "r1-chat"
-        return rows.map(lambda ex: format_countdown(ex, processing_class, template=template))
-    if data.task == "math":
-        from tinyzero_trl.data.math import _with_solution
-
-        rows = _with_solution(load_local(path, ["problem"]), path)
-        if data.num_test is not None:
-            rows = rows.select(range(min(data.num_test, len(rows))))
-        return rows.map(lambda ex: format_math(ex, data.system_prompt, data.instruction, processing_class,
-                                               template=data.template))
-    if data.task == "multimodal":
-        from tinyzero_trl.data.multimodal import format_multimodal, load_test_file
-
-        rows = load_test_file(path)
-        if data.num_test is not None:
-            rows = rows.select(range(min(data.num_test, len(rows))))
-        return format_multimodal(datasets.DatasetDict(test=rows), data)["test"]
-    raise DataError(f"data.task={data.task!r} has no loader")
+    for split, ds in splits.items():
+        if PROMPT_COLUMN not in ds.column_names:
+            raise DataError(f"data.template=dataset takes each row's own prompt text from column {PROMPT_COLUMN!r} "
+                            f"(as lkevinzc/CountDownZero has); the {split} rows of {data.path or data.name} have "
+                            f"only {ds.column_names}")
 
 
 def check_data(data: DataConfig) -> None:
@@ -89,12 +61,24 @@ def check_data(data: DataConfig) -> None:
     if data.source != "local":
         return
     if data.task == "countdown":
-        load_countdown("local", path=data.path, num_train=data.num_train,
-                       **({"num_test": data.num_test} if data.num_test is not None else {}))
+        splits = load_countdown("local", path=data.path, num_train=data.num_train, num_test=data.num_test,
+                                test_split=data.test_split)
+        if data.template == "dataset":
+            _check_prompt_column(splits, data)
+        train_rows = len(splits["train"])
     elif data.task == "math":
-        load_math("local", path=data.path, num_train=data.num_train, num_test=data.num_test)
+        train_rows = len(load_math("local", path=data.path, num_train=data.num_train, num_test=data.num_test)["train"])
     elif data.task == "multimodal":
-        from tinyzero_trl.data.multimodal import COLUMNS
-        from tinyzero_trl.data.sources import load_local
+        from tinyzero_trl.data.multimodal import COLUMNS, PROMPT_COLUMN
+        from tinyzero_trl.data.sources import load_local, local_split_files
 
-        load_local(data.path, COLUMNS)
+        columns = COLUMNS + [PROMPT_COLUMN] if data.template == "dataset" else COLUMNS
+        train_file, test_file = local_split_files(data.path, data.test_split)
+        if test_file is not None:
+            load_local(test_file, columns)
+        train_rows = len(load_local(train_file, columns)) if train_file is not None else 0
+    else:
+        return
+    if train_rows == 0:
+        raise DataError(f"data.path={data.path}: no training rows (a folder needs train.jsonl, or .json/.parquet/.csv, "
+                        "to train on; one holding only a test split is for evaluation)")

@@ -1,22 +1,36 @@
-"""Countdown tasks: generate solvable ones, load TinyZero's set, and format them as prompts.
+"""Countdown tasks: generate solvable ones, load TinyZero's or oat-zero's set, and format them as prompts.
 
 A task is a list of numbers ``nums`` and a ``target``; a solution is an expression that uses every number
-exactly once with binary + - * / and equals the target exactly.
+exactly once with binary + - * / and equals the target exactly. Rows come as ``nums``/``target`` columns
+(TinyZero's Countdown-Tasks-3to4) or in oat-zero's form (lkevinzc/CountDownZero): ``input``, the whole prompt
+text, and ``gt_answer``, a JSON string ``{"target": T, "numbers": [...]}`` (oat-zero training/countdown.py
+``compute_score``), from which ``nums`` and ``target`` are read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import datasets
 
 from tinyzero_trl.data.countdown_generate import generate_countdown
-from tinyzero_trl.data.sources import DataError, check_columns, load_hub, load_local
+from tinyzero_trl.data.sources import (
+    DataError,
+    check_columns,
+    first_rows,
+    load_hub,
+    load_local,
+    local_split_files,
+)
 
 HUB_DATASET = "Jiayi-Pan/Countdown-Tasks-3to4"
+OAT_ZERO_DATASET = "lkevinzc/CountDownZero"  # splits train and test; oat-zero evaluates the first 1000 test rows
 # TinyZero's split (examples/data_preprocess/countdown.py): the first 327,680 rows train, the next 1,024 test.
 TINYZERO_TRAIN_SIZE = 327_680
 TINYZERO_TEST_SIZE = 1_024
+GT_ANSWER = "gt_answer"  # oat-zero's output_key
+PROMPT_COLUMN = "input"  # oat-zero's input_key: the prompt text, fed as is (template "dataset")
 
 HELDOUT_FRACTION = 0.1
 
@@ -47,6 +61,56 @@ def _generate_split(num_train: int, num_test: int, **opts) -> tuple[datasets.Dat
     )
 
 
+def _gt_answer(raw, row: int, where: str) -> tuple[list[int], int]:
+    """``(nums, target)`` from one oat-zero ``gt_answer``; a DataError names the row and the field otherwise."""
+    def bad(why: str) -> DataError:
+        shown = raw if not isinstance(raw, str) or len(raw) <= 120 else raw[:120] + "..."
+        return DataError(f"{where}: row {row} (counting from 0), field {GT_ANSWER}: {why}; got {shown!r}. Expected "
+                         'a JSON object such as {"target": 24, "numbers": [3, 4, 6]}')
+
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError as err:
+            raise bad(f"not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise bad("not a JSON object")
+    target, numbers = value.get("target"), value.get("numbers")
+    if isinstance(target, float) and target.is_integer():
+        target = int(target)
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise bad("'target' must be an integer")
+    if not isinstance(numbers, list) or not numbers or any(isinstance(n, bool) or not isinstance(n, int) for n in numbers):
+        raise bad("'numbers' must be a non-empty list of integers")
+    return numbers, target
+
+
+def countdown_rows(ds: datasets.Dataset, where: str) -> datasets.Dataset:
+    """``ds`` with ``nums`` and ``target`` columns: kept when present, else read from oat-zero's ``gt_answer``."""
+    if "nums" in ds.column_names and "target" in ds.column_names:
+        check_columns(ds, ["nums", "target"], where=where)
+        return ds
+    if GT_ANSWER not in ds.column_names:
+        raise DataError(f"{where}: each row needs nums and target, or {GT_ANSWER} (oat-zero's JSON with target and "
+                        f"numbers); found {ds.column_names}")
+    check_columns(ds, [GT_ANSWER], where=where)
+    parsed = [_gt_answer(raw, i, where) for i, raw in enumerate(ds[GT_ANSWER])]
+    ds = ds.remove_columns([c for c in ("nums", "target") if c in ds.column_names])
+    return ds.add_column("nums", [p[0] for p in parsed]).add_column("target", [p[1] for p in parsed])
+
+
+def _local_splits(path: str | None, test_split: str | None) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+    if not path:
+        raise DataError("data.source=local needs data.path=FILE (a .jsonl/.json/.parquet with nums and target, or "
+                        "input and gt_answer) or a folder with train.jsonl and test.jsonl")
+    train_file, test_file = local_split_files(path, test_split)
+    test = countdown_rows(load_local(test_file, []), str(test_file)) if test_file else None
+    if train_file is None:  # an evaluation-only folder: check_data refuses it for training
+        return test.select(range(0)), test
+    return countdown_rows(load_local(train_file, []), str(train_file)), test
+
+
 def load_countdown(
     source: str = "hub",
     *,
@@ -54,38 +118,48 @@ def load_countdown(
     name: str = HUB_DATASET,
     revision: str | None = None,
     num_train: int | None = None,
-    num_test: int = TINYZERO_TEST_SIZE,
+    num_test: int | None = None,
     seed: int = 0,
     generate: dict | None = None,
+    test_split: str | None = None,
 ) -> datasets.DatasetDict:
-    """Return ``{"train", "test"}`` countdown splits from the hub, a local file, or the generator.
+    """Return ``{"train", "test"}`` countdown splits from the hub, a local file or folder, or the generator.
 
-    Hub and local data are split as TinyZero did: the first rows train, the following ``num_test`` test.
-    Generated data is split by task (``is_heldout``), so no test task is also a training task.
+    With a test split (``test_split`` on the hub; a local folder's ``test`` file) the first ``num_test`` rows of
+    it test (all when None) and the first ``num_train`` rows of ``train`` train (all when None), as oat-zero
+    takes them. Otherwise hub and local data are split as TinyZero did: the first rows train (327,680 on the
+    hub), the following ``num_test`` (1,024) test. Generated data is split by task (``is_heldout``).
     """
     if source == "generate":
+        if test_split is not None:
+            raise DataError("data.test_split: generated tasks have no named splits (the test tasks are drawn apart "
+                            "from the training ones); unset it")
         opts = {"seed": seed, **(generate or {})}  # data.generate.seed pins the tasks whatever the run's seed
-        train, test = _generate_split(num_train if num_train is not None else 10_000, num_test, **opts)
+        train, test = _generate_split(num_train if num_train is not None else 10_000,
+                                      num_test if num_test is not None else TINYZERO_TEST_SIZE, **opts)
         return datasets.DatasetDict(train=train, test=test)
     if source == "hub":
-        full = load_hub(name, split="train", revision=revision)
-        if num_train is None:
+        full = countdown_rows(load_hub(name, split="train", revision=revision), name)
+        test = None
+        if test_split is not None:
+            test = countdown_rows(load_hub(name, split=test_split, revision=revision), f"{name} (split {test_split})")
+        elif num_train is None:
             num_train = TINYZERO_TRAIN_SIZE
-        n_train = num_train
     elif source == "local":
-        if not path:
-            raise DataError("data.source=local needs data.path=FILE (a .jsonl/.json/.parquet with nums and target)")
-        full = load_local(path, ["nums", "target"])
-        n_train = num_train if num_train is not None else max(len(full) - num_test, 0)
+        full, test = _local_splits(path, test_split)
     else:
         raise DataError(f"data.source={source!r} is not one of hub, local, generate")
-    check_columns(full, ["nums", "target"], where=path or name)
+    if test is not None:
+        return datasets.DatasetDict(train=first_rows(full, num_train), test=first_rows(test, num_test))
+    where = path or name
+    num_test = TINYZERO_TEST_SIZE if num_test is None else num_test
+    n_train = num_train if num_train is not None else max(len(full) - num_test, 0)
     if n_train + num_test > len(full):
         # Small local files: keep the requested test size and train on the rest.
         num_test = min(num_test, len(full) // 2)
         n_train = len(full) - num_test
     if n_train <= 0:
-        raise DataError(f"{path or name}: {len(full)} rows leave none to train on")
+        raise DataError(f"{where}: {len(full)} rows leave none to train on")
     return datasets.DatasetDict(
         train=full.select(range(n_train)),
         test=full.select(range(n_train, n_train + num_test)),
@@ -95,7 +169,8 @@ def load_countdown(
 # ---------------------------------------------------------------------------------------------------------
 # Prompt templates. "r1-chat" is the original TinyZero-TRL README's prompt; "tinyzero-base" is the plain-text
 # prompt TinyZero used for base models; "tiny" is the compact prompt of the countdown-tiny miniature, whose
-# model is too small to spend its context on instructions.
+# model is too small to spend its context on instructions; "dataset" is each row's own prompt text (column
+# "input", as oat-zero feeds lkevinzc/CountDownZero: raw, no chat template).
 
 R1_SYSTEM = (
     "You are a helpful assistant. You first thinks about the reasoning process in the mind and then provides "
@@ -118,7 +193,7 @@ TINYZERO_BASE = (
 )
 TINY = "{numbers_plain} = {target}\n<think>"
 
-TEMPLATES = ("r1-chat", "tinyzero-base", "tiny")
+TEMPLATES = ("r1-chat", "tinyzero-base", "tiny", "dataset")
 
 
 def countdown_prompt(nums: list[int], target: int, tokenizer=None, template: str = "r1-chat") -> str:
@@ -137,10 +212,18 @@ def countdown_prompt(nums: list[int], target: int, tokenizer=None, template: str
         return TINYZERO_BASE.format(numbers=numbers, target=target)
     if template == "tiny":
         return TINY.format(numbers_plain=" ".join(str(n) for n in numbers), target=target)
+    if template == "dataset":
+        raise ValueError(f"template 'dataset' takes each row's {PROMPT_COLUMN!r} column; it cannot be rendered "
+                         "from nums and target")
     raise ValueError(f"unknown countdown template {template!r}; choose one of {list(TEMPLATES)}")
 
 
 def format_countdown(example: dict, tokenizer=None, template: str = "r1-chat") -> dict:
-    """Map a ``{nums, target}`` row to ``{prompt, target, nums}`` for GRPO (the original README's function)."""
+    """Map a ``{nums, target}`` row to ``{prompt, target, nums}`` for GRPO (the original README's function).
+
+    Template ``dataset`` takes the row's own ``input`` text as the prompt.
+    """
     numbers, target = example["nums"], example["target"]
+    if template == "dataset":
+        return {"prompt": example[PROMPT_COLUMN], "target": target, "nums": numbers}
     return {"prompt": countdown_prompt(numbers, target, tokenizer, template), "target": target, "nums": numbers}

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import datasets
 
-from tinyzero_trl.data.sources import DataError, check_columns, load_hub, load_local
+from tinyzero_trl.data.sources import (
+    DataError,
+    check_columns,
+    first_rows,
+    load_hub,
+    load_local,
+    local_split_files,
+)
 
 CLEVR_DATASET = "leonardPKU/clevr_cogen_a_train"  # R1-V's CLEVR-70k: image, problem, solution ("<answer> N </answer>")
 # R1-V src/r1-v/src/open_r1/grpo.py QUESTION_TEMPLATE, less "{Question}" (two spaces are R1-V's own).
@@ -22,6 +29,7 @@ COUNT_INSTRUCTION = "  Output the thinking process in <think> </think> and final
 DEFAULT_NUM_TEST = 200  # rows held out of a hub or local set that ships one split (ours; no source split them)
 DEFAULT_NUM_TRAIN_GENERATED = 1000
 COLUMNS = ["image", "problem", "solution"]
+PROMPT_COLUMN = "input"  # data.template=dataset: the row's whole question text, no instruction added
 
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30)}
 SHAPES = ("circle", "square", "triangle")
@@ -140,52 +148,71 @@ def _split(full: datasets.Dataset, num_train: int | None, num_test: int | None, 
     return datasets.DatasetDict(train=full.select(range(n_train)), test=test)
 
 
+def _local_splits(data) -> tuple[datasets.Dataset | None, datasets.Dataset | None]:
+    if not data.path:
+        raise DataError("data.source=local needs data.path=FILE (a .jsonl with image, problem, solution) or a folder "
+                        "with train.jsonl and test.jsonl")
+    train_file, test_file = local_split_files(data.path, data.test_split)
+    return (_load_local_images(str(train_file)) if train_file else None,
+            _load_local_images(str(test_file)) if test_file else None)
+
+
 def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.DatasetDict:
     """Train/test splits for ``data.task == "multimodal"`` with ``prompt``, ``image`` and ``solution`` columns.
 
     ``data.source``: ``hub`` (``data.name``, default R1-V's CLEVR-70k), ``local`` (a file of image paths,
-    problems and solutions) or ``generate`` (synthetic shapes from ``data.generate``, deterministic in
-    ``seed``). ``data.instruction`` follows the question (default: R1-V's counting instruction). When
+    problems and solutions, or a folder with one such file per split) or ``generate`` (synthetic shapes from
+    ``data.generate``, deterministic in ``seed``). With a test split (``data.test_split`` on the hub, a local
+    folder's ``test`` file) its first ``num_test`` rows test (all when unset); otherwise the last ``num_test``
+    rows of the train split are held out. ``data.instruction`` follows the question (default: R1-V's counting
+    instruction); ``data.template=dataset`` takes each row's ``input`` as the whole question text instead. When
     ``processing_class`` is an image processor-bearing processor, ``data.min_pixels``/``max_pixels`` are
     applied to it, as R1-V passed them to its processor.
     """
-    if data.template is not None:
-        raise DataError("data.template is not used by the multimodal task; set data.instruction instead")
+    if data.template not in (None, "dataset"):
+        raise DataError(f"data.template={data.template!r}: the multimodal task takes no template but 'dataset' (each "
+                        "row's own question text, column 'input'); set data.instruction instead")
     _apply_pixel_limits(processing_class, getattr(data, "min_pixels", None), getattr(data, "max_pixels", None))
+    test_split = getattr(data, "test_split", None)
+    columns = COLUMNS + [PROMPT_COLUMN] if data.template == "dataset" else COLUMNS
     where = data.path or data.name or CLEVR_DATASET
     if data.source == "generate":
+        if test_split is not None:
+            raise DataError("data.test_split: generated scenes have no named splits; unset it")
         opts = dict(data.generate or {})
         n_train = data.num_train if data.num_train is not None else DEFAULT_NUM_TRAIN_GENERATED
         n_test = data.num_test if data.num_test is not None else DEFAULT_NUM_TEST
         # Another seed for the test split, so its scenes are not the first rows of the training stream.
         splits = datasets.DatasetDict(train=generate_shapes(n_train, seed=seed, **opts),
                                       test=generate_shapes(n_test, seed=seed + 1_000_003, **opts))
-    elif data.source == "hub":
-        full = load_hub(where, split="train", revision=data.revision)
-        check_columns(full, COLUMNS, where=where)
-        splits = _split(full.select_columns(COLUMNS), data.num_train, data.num_test, where)
-    elif data.source == "local":
-        if not data.path:
-            raise DataError("data.source=local needs data.path=FILE (a .jsonl with image, problem, solution)")
-        splits = _split(_load_local_images(data.path).select_columns(COLUMNS), data.num_train, data.num_test, where)
+    elif data.source in ("hub", "local"):
+        if data.source == "hub":
+            train = load_hub(where, split="train", revision=data.revision)
+            test = load_hub(where, split=test_split, revision=data.revision) if test_split is not None else None
+        else:
+            train, test = _local_splits(data)
+        for ds, split in ((train, "train"), (test, test_split or "test")):
+            if ds is not None:
+                check_columns(ds, columns, where=f"{where} ({split})")
+        if test is None:
+            splits = _split(train.select_columns(columns), data.num_train, data.num_test, where)
+        else:
+            test = test.select_columns(columns)
+            train = train.select_columns(columns) if train is not None else test.select(range(0))  # evaluation only
+            splits = datasets.DatasetDict(train=first_rows(train, data.num_train), test=first_rows(test, data.num_test))
     else:
         raise DataError(f"data.source={data.source!r} is not one of hub, local, generate")
-    return format_multimodal(splits, data)
-
-
-def format_multimodal(splits, data):
-    """Conversational prompts (image placeholder, question, instruction) and bare gold answers for ``splits``."""
+    if data.template == "dataset":
+        def build(text, solution):
+            return {"prompt": multimodal_prompt(text, "", data.system_prompt), "solution": gold_answer(solution)}
+        inputs = [PROMPT_COLUMN, "solution"]
+    else:
+        def build(problem, solution):
+            return {"prompt": multimodal_prompt(problem, data.instruction, data.system_prompt),
+                    "solution": gold_answer(solution)}
+        inputs = ["problem", "solution"]
     # input_columns: only the text is read, so the images are not decoded and re-encoded by the map.
-    return splits.map(
-        lambda problem, solution: {"prompt": multimodal_prompt(problem, data.instruction, data.system_prompt),
-                                   "solution": gold_answer(solution)},
-        input_columns=["problem", "solution"],
-    )
-
-
-def load_test_file(path: str) -> datasets.Dataset:
-    """Every row of a local image/problem/solution file, as a held-out set."""
-    return _load_local_images(path).select_columns(COLUMNS)
+    return splits.map(build, input_columns=inputs)
 
 
 def _apply_pixel_limits(processing_class, min_pixels: int | None, max_pixels: int | None) -> None:

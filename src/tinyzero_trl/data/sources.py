@@ -1,7 +1,9 @@
 """Loading tabular task data from the hub or from local files, with errors that say what to do.
 
 Every task loader (countdown, math, multimodal) goes through here so that a missing file, an unknown format
-or a missing column reads the same everywhere.
+or a missing column reads the same everywhere. A local source is one file (one split, the test rows held out
+of it) or a folder with one file per split, ``train.jsonl`` and ``test.jsonl`` (or .json/.parquet/.csv), as a
+hub dataset has named splits.
 """
 
 from __future__ import annotations
@@ -87,3 +89,41 @@ def load_hub(name: str, *, split: str, revision: str | None = None, config: str 
             f"could not load dataset {name!r} (split {split!r}) from the hub: {hint}. "
             "Download it where the hub is reachable (HF_HOME cache), or use data.source=local data.path=FILE"
         ) from err
+
+
+def _split_file(folder: Path, split: str) -> Path | None:
+    found = [folder / f"{split}{ext}" for ext in LOCAL_FORMATS if (folder / f"{split}{ext}").is_file()]
+    if len(found) > 1:
+        raise DataError(f"data folder {folder}: split {split!r} is in {len(found)} files ({[f.name for f in found]}); "
+                        "keep one")
+    return found[0] if found else None
+
+
+def local_split_files(path: str | os.PathLike, test_split: str | None = None) -> tuple[Path | None, Path | None]:
+    """The files of a local source's ``(train, test)`` splits; ``test`` is None for a single file.
+
+    A file is the train split (its test rows are held out of it), so ``test_split`` needs a folder. A folder's
+    test split is ``<test_split or "test">.<ext>`` and must exist; its train split ``train.<ext>`` may be
+    missing (a folder only to evaluate on: ``check_data`` refuses it for training).
+    """
+    path = Path(path).expanduser()
+    if path.is_file():
+        if test_split is not None:
+            raise DataError(f"data.test_split={test_split!r} with data.source=local needs data.path to be a folder "
+                            f"with one file per split (train.jsonl, {test_split}.jsonl); {path} is a file")
+        return path, None
+    if not path.is_dir():
+        raise DataError(f"data path {path} does not exist: set data.path to a .jsonl, .json, .parquet or .csv file, "
+                        "or a folder of split files (train.jsonl, test.jsonl)")
+    name = test_split or "test"
+    test = _split_file(path, name)
+    if test is None:
+        found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in LOCAL_FORMATS)
+        raise DataError(f"data folder {path}: no test split {name}.jsonl (or .json/.parquet/.csv); found {found}. "
+                        "A folder holds one file per split; set data.test_split to the test file's name")
+    return _split_file(path, "train"), test
+
+
+def first_rows(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
+    """The first ``n`` rows (all when ``n`` is None or larger), as oat's ``select(range(min(n, len)))``."""
+    return ds if n is None or n >= len(ds) else ds.select(range(n))

@@ -25,6 +25,14 @@ from tinyzero_trl.rewards.format import (
 )
 from tinyzero_trl.rewards.math import math_accuracy_reward
 from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
+from tinyzero_trl.rewards.open_rs import (
+    COSINE_BOUNDS,
+    cosine_accuracy_exp3_reward,
+    cosine_accuracy_reward,
+    open_rs_accuracy_reward,
+    open_rs_format_reward,
+)
+from tinyzero_trl.rewards.r1v import r1v_count_eval_reward
 from tinyzero_trl.rewards.tinyzero import tinyzero_correct, tinyzero_countdown_score
 from tinyzero_trl.rewards.vision import count_accuracy_reward, vl_format_reward
 
@@ -65,7 +73,7 @@ def register(name: str, *, overwrite: bool = False,
     return decorator
 
 
-UNIT = (0.0, 1.0)  # every built-in reward scores in [0, 1]
+UNIT = (0.0, 1.0)  # the built-in rewards score in [0, 1], except Open-RS's cosine ([-0.5, 1])
 register("countdown_equation", bounds=UNIT)(countdown_equation_reward)
 register("countdown_format", bounds=UNIT)(countdown_format_reward)
 register("tinyzero_countdown", bounds=UNIT)(tinyzero_countdown_score)
@@ -77,6 +85,11 @@ register("think_format", bounds=UNIT)(think_format_reward)
 register("think_close_format", bounds=UNIT)(think_close_format_reward)
 register("count_accuracy", bounds=UNIT)(count_accuracy_reward)
 register("vl_format", bounds=UNIT)(vl_format_reward)
+register("open_rs_format", bounds=UNIT)(open_rs_format_reward)
+register("cosine_accuracy", bounds=COSINE_BOUNDS)(cosine_accuracy_reward)  # Open-RS Experiment 2: max_len 1000
+register("cosine_accuracy_3584", bounds=COSINE_BOUNDS)(cosine_accuracy_exp3_reward)  # Experiment 3
+register("open_rs_accuracy", bounds=UNIT)(open_rs_accuracy_reward)
+register("r1v_count_eval", bounds=UNIT)(r1v_count_eval_reward)  # R1-V's SuperCLEVR evaluation rule
 
 
 # For evaluation: the 0/1 correctness reward that judges the same answers as each training reward. A run trained
@@ -89,6 +102,10 @@ ACCURACY_OF = {
     "mini_r1_equation": "mini_r1_equation",
     "math_accuracy": "math_accuracy",
     "count_accuracy": "count_accuracy",
+    "cosine_accuracy": "open_rs_accuracy",
+    "cosine_accuracy_3584": "open_rs_accuracy",
+    "open_rs_accuracy": "open_rs_accuracy",
+    "r1v_count_eval": "r1v_count_eval",
 }
 
 
@@ -183,6 +200,10 @@ __all__ = [
     "mini_r1_equation_reward",
     "mini_r1_format_reward",
     "math_accuracy_reward",
+    "open_rs_format_reward",
+    "cosine_accuracy_reward",
+    "open_rs_accuracy_reward",
+    "r1v_count_eval_reward",
     "think_close_format_reward",
     "think_format_reward",
 ]

@@ -99,7 +99,7 @@ def _worker_main(inbox, outbox, memory_limit_mb: int) -> None:
         if msg is None:
             return
         try:
-            result = score_math(msg[1], msg[2])
+            result = (msg[3] or score_math)(msg[1], msg[2])
         except Exception:  # MemoryError, RecursionError, sympy errors: this item scores 0.0, the worker lives on
             result = 0.0
         outbox.send((msg[0], result))
@@ -185,18 +185,22 @@ class MathVerifyPool:
         self.score([], wait_ready=True)
 
     def score(self, items: list[tuple[str, str]], time_limit: float = DEFAULT_TIME_LIMIT,
-              wait_ready: bool = False) -> list[float | None]:
-        """Score ``(completion, gold)`` pairs; an item over ``time_limit`` seconds, or crashing, scores 0.0."""
+              wait_ready: bool = False, scorer=None) -> list[float | None]:
+        """Score ``(completion, gold)`` pairs; an item over ``time_limit`` seconds, or crashing, scores 0.0.
+
+        ``scorer`` is the module-level function a worker runs on each pair (default :func:`score_math`); it is
+        sent by reference, so another reward's own math-verify settings get the same hard limits.
+        """
         with self._lock:
             if self._pid != os.getpid():  # inherited through fork: those workers belong to the parent
                 self._workers, self._pid = [], os.getpid()
             try:
-                return self._run(items, float(time_limit), wait_ready)
+                return self._run(items, float(time_limit), wait_ready, scorer)
             except BaseException:
                 self._stop_all(grace=0.0)  # workers may still hold items of this batch: start afresh
                 raise
 
-    def _run(self, items, limit: float, wait_ready: bool) -> list[float | None]:
+    def _run(self, items, limit: float, wait_ready: bool, scorer=None) -> list[float | None]:
         results: list[float | None] = [0.0] * len(items)
         pending = deque(range(len(items)))
         remaining, failures = len(items), 0
@@ -210,7 +214,7 @@ class MathVerifyPool:
                     if w.queue and 4 * (len(items[i][0]) + len(items[i][1])) > _PREFETCH_MAX_BYTES:
                         break
                     try:
-                        w.inbox.send((i, *items[i]))
+                        w.inbox.send((i, *items[i], scorer))
                     except OSError:
                         break  # the worker died: its sentinel reports it below
                     pending.popleft()

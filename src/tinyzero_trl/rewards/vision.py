@@ -51,10 +51,15 @@ def count_accuracy_reward(completions, solution=None, answer=None, **kwargs) -> 
     The gold comes from ``solution`` (or ``answer`` when there is no ``solution`` column): an int, ``"3"`` or
     ``"<answer> 3 </answer>"``. An unusable gold gives ``None`` for that item. Other columns are ignored.
     """
-    texts = completion_texts(completions)
-    golds = solution if solution is not None else answer
+    return score_counts(completions, solution if solution is not None else answer,
+                        lambda text: parse_count(last_answer(text)))
+
+
+def score_counts(completions, golds, predict) -> list[float | None]:
+    """1.0 where ``predict(text)`` (an int or ``None``) equals the item's gold count, else 0.0; ``None`` where
+    the gold is unusable. ``predict`` sees only strings; a completion without text scores 0.0."""
     scores: list[float | None] = []
-    for i, text in enumerate(texts):
+    for i, text in enumerate(completion_texts(completions)):
         try:
             gold = gold_count(golds[i])
         except Exception:  # a missing or odd gold column: nothing to compare with
@@ -62,7 +67,7 @@ def count_accuracy_reward(completions, solution=None, answer=None, **kwargs) -> 
         if gold is None:
             scores.append(None)
             continue
-        predicted = parse_count(last_answer(text)) if isinstance(text, str) else None
+        predicted = predict(text) if isinstance(text, str) else None
         scores.append(1.0 if predicted is not None and predicted == gold else 0.0)
     return scores
 
