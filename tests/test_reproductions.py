@@ -88,3 +88,70 @@ def test_gpu_reproduction_refuses_to_start_on_cpu(tmp_path):
     proc = cli("reproduce", "countdown-3b", "--output-dir", str(tmp_path / "r"))
     assert proc.returncode == 2 and "no CUDA GPU" in proc.stderr
     assert not (tmp_path / "r" / "run.json").exists()
+
+
+# ---------------------------------------------------------------- the published numbers, judged as verify would
+
+GPU_ANCHORED = ["countdown-3b", "countdown-3b-instruct", "math-1.5b", "clevr-2b"]
+
+
+def _curve(points: list[dict], step: int) -> float:
+    """The reference curve at ``step``: linear between published points, flat beyond them."""
+    xs = [(p["step"], p["value"]) for p in points]
+    if step <= xs[0][0]:
+        return xs[0][1]
+    for (a, va), (b, vb) in zip(xs, xs[1:]):
+        if a <= step <= b:
+            return va + (vb - va) * (step - a) / (b - a)
+    return xs[-1][1]
+
+
+def _synthetic_run(name: str, out, shift: float = 0.0):
+    """A run that follows the source's published numbers, each judged value lowered by ``shift`` band widths."""
+    import yaml
+
+    repro = Reproduction.load(name)
+    expected = json.loads((repro.folder / "expected.json").read_text())
+    last = max([p["step"] for c in expected["checks"] for p in c.get("points", [])] + [40])
+    rows = [{"step": s, "loss": 0.01, "grad_norm": 0.5} for s in range(1, last + 1)]
+    summary = {}
+    for check in expected["checks"]:
+        width = lambda c: (c.get("high", 1.0) - c.get("low", 0.0)) * shift  # noqa: E731
+        if "summary" in check:
+            summary[check["summary"]] = max(0.0, check.get("value", 0.5) - width(check))
+        elif check["rule"] == "band":
+            cut = width(check["points"][0])
+            for row in rows:
+                row[check["metric"]] = max(0.0, _curve(check["points"], row["step"]) - cut)
+        elif check["rule"] == "rises":
+            for row in rows:
+                row[check["metric"]] = 0.1 + 0.4 * row["step"] / last
+        else:
+            for row in rows:
+                row.setdefault(check["metric"], 0.5)
+    out.mkdir(parents=True)
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "summary.json").write_text(json.dumps(summary))
+    (out / "run.json").write_text(json.dumps({"status": "completed", "global_step": last}))
+    (out / "config.yaml").write_text(yaml.safe_dump(repro.pinned(out)[0]))
+    return out
+
+
+@pytest.mark.parametrize("name", GPU_ANCHORED)
+def test_a_run_that_follows_the_published_numbers_passes_and_one_a_band_lower_fails(name, tmp_path):
+    good = cli("verify", name, "--run-dir", str(_synthetic_run(name, tmp_path / "good")))
+    assert good.returncode == 0, good.stdout + good.stderr
+    low = cli("verify", name, "--run-dir", str(_synthetic_run(name, tmp_path / "low", shift=1.0)))
+    assert low.returncode == 1 and "FAIL" in low.stdout, low.stdout + low.stderr
+
+
+@pytest.mark.parametrize("name", GPU_ANCHORED)
+def test_every_gpu_reproduction_has_a_numeric_cited_check_beyond_a_direction(name):
+    """No GPU reproduction is judged by `rises` alone; each judged number writes down its two error terms."""
+    expected = json.loads((reproductions_root() / name / "expected.json").read_text())
+    numeric = [c for c in expected["checks"] if c["rule"] in ("band", "between", "at_least", "final_mean")]
+    assert numeric, f"{name} has no numeric check"
+    for check in numeric:
+        for holder in check.get("points", [check]):
+            assert "reading_error" in holder and "seed_spread" in holder, (name, holder)
+    assert expected.get("follows") and expected.get("deviations")

@@ -137,3 +137,24 @@ def test_reproduce_leaves_a_finished_run_alone_and_fresh_starts_over_before_the_
     new = json.loads((out / "summary.json").read_text())
     assert "base_accuracy" in new and "final_accuracy" in new  # the base was evaluated again, in the new run
     assert fresh.stdout.index("previous run moved to") < fresh.stdout.index("accuracy")
+
+
+def test_stop_at_step_keeps_the_whole_runs_schedule_and_extends(tiny_model, tmp_path):
+    """A published checkpoint part-way through a longer run: stop at step 2 of a 4-step linear schedule."""
+    out = tmp_path / "run"
+    args = ["training.max_steps=4", "training.lr_scheduler_type=linear", "training.learning_rate=1e-4",
+            "training.save_steps=1"]
+    first = subprocess.run(_train_args(tiny_model, out, *args, "stop_at_step=2"), capture_output=True, text=True,
+                           env=ENV, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and read_status(out)["status"] == "completed"
+    # the lr step 2 ran with: linear over 4 steps gives 1e-4 x (1 - 1/4); over 2 steps it would be 1e-4 x (1 - 1/2)
+    assert rows[1]["learning_rate"] == pytest.approx(7.5e-5)
+    again = subprocess.run(_train_args(tiny_model, out, *args, "stop_at_step=2"), capture_output=True, text=True,
+                           env=ENV, timeout=600)
+    assert "nothing to do" in again.stdout
+    more = subprocess.run(_train_args(tiny_model, out, *args, "stop_at_step=3"), capture_output=True, text=True,
+                          env=ENV, timeout=600)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert _steps(out) == [1, 2, 3] and read_status(out)["global_step"] == 3

@@ -69,13 +69,16 @@ class RunConfig:
     training: dict[str, Any]  # trl.GRPOConfig fields
     seed: int = 42
     fresh: bool = False  # ignore checkpoints in training.output_dir and start over
+    # Stop (and save) after this optimizer step while the lr schedule spans the whole run (training.max_steps or
+    # epochs): a published checkpoint taken part-way through a longer run (Open-RS's step 100 of 500).
+    stop_at_step: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 RECIPE_GROUPS = ("countdown", "math", "multimodal")
-TOP_KEYS = ("model", "data", "rewards", "training", "seed", "fresh")
+TOP_KEYS = ("model", "data", "rewards", "training", "seed", "fresh", "stop_at_step")
 
 
 def _closest(name: str, valid) -> str:
@@ -254,8 +257,14 @@ def validate(raw: dict) -> RunConfig:
         raise ConfigError("training.output_dir is not set: add training.output_dir=DIR (the run directory)")
     if "reward_weights" in training:
         raise ConfigError("set reward weights under rewards (name: weight), not training.reward_weights")
-    for key, kind in (("seed", int), ("fresh", bool)):
+    for key, kind in (("seed", int), ("fresh", bool), ("stop_at_step", int | None)):
         if key in raw and not _type_ok(raw[key], kind):
             raise ConfigError(f"{key}={raw[key]!r}: expected {_describe(kind)}")
-    return RunConfig(model=model, data=data, rewards=rewards, training=training,
-                     seed=int(raw.get("seed", 42)), fresh=bool(raw.get("fresh", False)))
+    stop = raw.get("stop_at_step")
+    if stop is not None and stop < 1:
+        raise ConfigError(f"stop_at_step={stop}: must be a step >= 1 (or null)")
+    max_steps = training.get("max_steps")
+    if stop is not None and isinstance(max_steps, int) and 0 < max_steps < stop:
+        raise ConfigError(f"stop_at_step={stop} is past training.max_steps={max_steps}: the run ends first")
+    return RunConfig(model=model, data=data, rewards=rewards, training=training, seed=int(raw.get("seed", 42)),
+                     fresh=bool(raw.get("fresh", False)), stop_at_step=stop)

@@ -62,3 +62,12 @@ def report(command: str, message: str, *, code: int = EXIT_BAD_INPUT, every_rank
 
 class UnusableRun(UserError):
     """A run (or a reference) that cannot be judged: missing, unfinished, corrupt or impossible files; verify exit 2."""
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML parse error as "line L, column C: what is wrong" (PyYAML puts the position on another line)."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

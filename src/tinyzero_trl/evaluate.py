@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from tinyzero_trl.config import DataConfig
-from tinyzero_trl.errors import UserError
+from tinyzero_trl.errors import UserError, yaml_problem
 from tinyzero_trl.generation import Sampling
 from tinyzero_trl.run_dir import CONFIG_FILE, write_json
 
@@ -45,7 +45,7 @@ def saved_run_config(task: str, model_path: str) -> dict:
             try:
                 saved = yaml.safe_load(cfg_file.read_text()) or {}
             except yaml.YAMLError as err:
-                raise UserError(f"{cfg_file}: not valid YAML ({str(err).splitlines()[0]})") from err
+                raise UserError(f"{cfg_file}: not valid YAML ({yaml_problem(err)})") from err
             return saved if (saved.get("data") or {}).get("task") == task else {}
     return {}
 
@@ -83,14 +83,16 @@ def _check_model_path(model_path: str) -> None:
 def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | None = None,
              num_samples: int = 1, temperature: float | None = None, top_p: float = 1.0, top_k: int = 0,
              max_new_tokens: int = 1024, stop: list[str] | None = None, batch_size: int = 16,
-             data_overrides: dict | None = None,
+             data_overrides: dict | None = None, data: dict | None = None,
              rewards=None, scorer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
              output: str | None = None, seed: int = 0, progress: bool = True) -> dict:
     """Score ``model_path`` on ``task``'s test split; return (and optionally write) accuracy and per-item results.
 
     ``accuracy`` is the mean per-sample score (pass@1); with ``num_samples`` k > 1, ``pass_at_k`` is the share of
     items with at least one correct sample. ``temperature`` defaults to 0 (greedy) for one sample and 1.0 for
-    several. ``rewards`` (a recipe's ``rewards`` mapping) picks the scorer for a model outside a run directory;
+    several. ``data`` is the complete data settings to use as they are (a reproduction's evaluation protocol);
+    else the run's own, then ``data_overrides`` where a value is given (None: not given, the command line's
+    unset flags). ``rewards`` (a recipe's ``rewards`` mapping) picks the scorer for a model outside a run directory;
     ``revision`` and ``trust_remote_code`` load a hub model exactly as the trainer does.
     """
     from tinyzero_trl.data import load_task_data
@@ -112,7 +114,7 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     sampling = Sampling(num_samples=num_samples, temperature=temperature, top_p=top_p, top_k=top_k,
                         max_new_tokens=max_new_tokens, seed=seed, stop=tuple(stop or ()))
     score_with = scorer_name(task, model_path, rewards, scorer)
-    data_cfg = run_data_config(task, model_path, data_overrides)
+    data_cfg = DataConfig(**data) if data is not None else run_data_config(task, model_path, data_overrides)
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
     processing_class = load_processing_class(model_path, task, **load)
     tokenizer = getattr(processing_class, "tokenizer", processing_class)

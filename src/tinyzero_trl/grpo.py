@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from tinyzero_trl.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, report
+from tinyzero_trl.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, report, yaml_problem
 
 SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by it
 
@@ -31,7 +31,7 @@ def load_config(argv: list[str]) -> dict:
             with open(argv[1], encoding="utf-8") as fh:
                 raw = yaml.safe_load(fh)
         except (OSError, yaml.YAMLError) as err:
-            raise UserError(f"--config {argv[1]}: cannot read it ({str(err).splitlines()[0]})") from err
+            raise UserError(f"--config {argv[1]}: cannot read it ({yaml_problem(err)})") from err
         return raw if isinstance(raw, dict) else {}
     from tinyzero_trl.recipes import compose
 

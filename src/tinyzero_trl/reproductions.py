@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from tinyzero_trl import launch
-from tinyzero_trl.errors import EXIT_FAILED, UserError, report
+from tinyzero_trl.errors import EXIT_FAILED, UserError, report, yaml_problem
 from tinyzero_trl.run_dir import read_json, read_status, write_json
 
 REQUIRED_FILES = ("config.yaml", "expected.json", "run.sh", "README.md")
@@ -69,7 +69,7 @@ class Reproduction:
         try:
             raw = yaml.safe_load((folder / "config.yaml").read_text()) or {}
         except yaml.YAMLError as err:
-            raise UserError(f"{folder / 'config.yaml'}: not valid YAML ({str(err).splitlines()[0]})") from err
+            raise UserError(f"{folder / 'config.yaml'}: not valid YAML ({yaml_problem(err)})") from err
         fields = {f for f in cls.__dataclass_fields__} - {"folder", "name"}
         unknown = set(raw) - fields
         if unknown:
@@ -184,7 +184,6 @@ def _accuracy(repro: Reproduction, model_path: str, output: Path, *, resolved: d
     data = {**resolved["data"], **(args.pop("data", None) or {})}
     model = resolved["model"]
     load = {"revision": model.get("revision"), "trust_remote_code": bool(model.get("trust_remote_code"))} if base else {}
-    result = evaluate(task, model_path, output=str(output), data_overrides=data, rewards=resolved["rewards"],
-                      **load, **args)
+    result = evaluate(task, model_path, output=str(output), data=data, rewards=resolved["rewards"], **load, **args)
     print(f"[tinyzero-trl] {model_path}: {task} accuracy {result['accuracy']:.3f} on {result['num_items']} items")
     return result["accuracy"]

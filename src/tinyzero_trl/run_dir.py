@@ -19,7 +19,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from tinyzero_trl.errors import RunDirError
+from tinyzero_trl.errors import RunDirError, yaml_problem
 
 RUN_FILE = "run.json"
 ENV_FILE = "env.json"
@@ -29,7 +29,7 @@ PACKAGES = ("tinyzero-trl", "torch", "transformers", "trl", "accelerate", "datas
             "math-verify", "hydra-core", "peft")
 # Settings a relaunch may change without making the run directory describe two different runs: how long to train,
 # how often to checkpoint, what is shown while it runs, and where this launch finds its vLLM server.
-RELAUNCH_KEYS = {("fresh",)} | {("training", key) for key in (
+RELAUNCH_KEYS = {("fresh",), ("stop_at_step",)} | {("training", key) for key in (
     "max_steps", "num_train_epochs", "save_steps", "save_total_limit", "disable_tqdm", "report_to",
     "dataloader_num_workers", "vllm_server_base_url", "vllm_server_host", "vllm_server_port", "vllm_server_timeout")}
 
@@ -169,9 +169,12 @@ def config_differences(old: dict, new: dict, *, ignore: set = RELAUNCH_KEYS) -> 
     return _differences(old, new, ignore)
 
 
-def target_reached(status: dict, training: dict) -> bool:
-    """Whether a completed run already trained as far as ``training`` asks (max_steps, else num_train_epochs)."""
+def target_reached(status: dict, training: dict, stop_at_step: int | None = None) -> bool:
+    """Whether a completed run already trained as far as asked: ``stop_at_step``, else ``training.max_steps``,
+    else ``training.num_train_epochs``."""
     done = status.get("global_step") or 0
+    if stop_at_step:
+        return stop_at_step <= done
     max_steps = training.get("max_steps")
     if isinstance(max_steps, int) and max_steps > 0:
         return max_steps <= done
@@ -205,7 +208,7 @@ def claim(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False) ->
         try:
             before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:
-            raise RunDirError(f"{saved}: not valid YAML ({str(err).splitlines()[0]}); move the run aside with "
+            raise RunDirError(f"{saved}: not valid YAML ({yaml_problem(err)}); move the run aside with "
                               "fresh=true") from err
         changed = config_differences(before, resolved)
         if changed:
@@ -213,7 +216,8 @@ def claim(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False) ->
             raise RunDirError(f"{run_dir} holds a run made with other settings ({shown}). Resume it with the same "
                               "settings, extend it with a larger training.max_steps, start over with fresh=true "
                               "(the old run is moved aside), or choose another training.output_dir")
-    if status.get("status") == "completed" and target_reached(status, resolved.get("training") or {}):
+    if status.get("status") == "completed" and target_reached(status, resolved.get("training") or {},
+                                                              resolved.get("stop_at_step")):
         return (f"{run_dir} already holds a completed run (step {status.get('global_step')}); nothing to do. "
                 "Pass a larger training.max_steps to extend it, or fresh=true to start over")
     return None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 from accelerate import PartialState
+from transformers import TrainerCallback
 
 from tinyzero_trl.config import ConfigError, RunConfig
 from tinyzero_trl.metrics_callback import MetricsCallback
@@ -38,6 +39,19 @@ class Interrupted(BaseException):
     def __init__(self, signum: int):
         self.signal = signal.Signals(signum).name
         super().__init__(f"interrupted by {self.signal}")
+
+
+class StopAtStep(TrainerCallback):
+    """Ends training after ``step`` (saving a checkpoint there) while the schedule keeps the whole run's length."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+            control.should_save = True
+        return control
 
 
 def _raise_interrupted(signum, frame):
@@ -104,7 +118,8 @@ def build_trainer(cfg: RunConfig, *, resume: bool = True):
         eval_dataset=splits["test"] if use_eval else None,
         processing_class=processing_class,
         peft_config=peft_config(cfg),
-        callbacks=[MetricsCallback(out, is_writer=state.is_main_process)],
+        callbacks=[MetricsCallback(out, is_writer=state.is_main_process),
+                   *([StopAtStep(cfg.stop_at_step)] if cfg.stop_at_step else [])],
     )
     return trainer, checkpoint
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyzero_trl import sanity
-from tinyzero_trl.errors import UnusableRun
+from tinyzero_trl.errors import UnusableRun, yaml_problem
 from tinyzero_trl.expected import RULES, load_expected
 from tinyzero_trl.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics, window_mean
 from tinyzero_trl.run_dir import CONFIG_FILE, describe_unfinished, read_json, read_status
@@ -190,7 +190,7 @@ def _saved_config(run_dir: Path) -> dict | None:
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise UnusableRun(f"{path}: unreadable ({str(err).splitlines()[0]})") from err
+        raise UnusableRun(f"{path}: unreadable ({yaml_problem(err)})") from err
     return config if isinstance(config, dict) else {}
 
 

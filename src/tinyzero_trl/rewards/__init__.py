@@ -23,6 +23,7 @@ from tinyzero_trl.rewards.format import (
     think_close_format_reward,
     think_format_reward,
 )
+from tinyzero_trl.rewards.lighteval_math import lighteval_math_reward
 from tinyzero_trl.rewards.math import math_accuracy_reward
 from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
 from tinyzero_trl.rewards.open_rs import (
@@ -90,6 +91,7 @@ register("cosine_accuracy", bounds=COSINE_BOUNDS)(cosine_accuracy_reward)  # Ope
 register("cosine_accuracy_3584", bounds=COSINE_BOUNDS)(cosine_accuracy_exp3_reward)  # Experiment 3
 register("open_rs_accuracy", bounds=UNIT)(open_rs_accuracy_reward)
 register("r1v_count_eval", bounds=UNIT)(r1v_count_eval_reward)  # R1-V's SuperCLEVR evaluation rule
+register("lighteval_math", bounds=UNIT)(lighteval_math_reward)  # open-r1's / Open-RS's MATH-500 metric
 
 
 # For evaluation: the 0/1 correctness reward that judges the same answers as each training reward. A run trained
@@ -106,6 +108,7 @@ ACCURACY_OF = {
     "cosine_accuracy_3584": "open_rs_accuracy",
     "open_rs_accuracy": "open_rs_accuracy",
     "r1v_count_eval": "r1v_count_eval",
+    "lighteval_math": "lighteval_math",
 }
 
 
