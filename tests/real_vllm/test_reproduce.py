@@ -9,7 +9,6 @@ the parent must be as small as before that engine started.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
