@@ -85,13 +85,18 @@ def vllm_cli_module() -> str:
 
 
 def vllm_server_for(resolved: dict, gpus: list[str], port: int = DEFAULT_VLLM_PORT) -> VLLMServer:
-    """The server for a composed run config: same model, revision and dtype as the trainer loads."""
+    """The server for a composed run config: same model, revision and dtype as the trainer loads.
+
+    On CPU (``training.use_cpu``) the server runs eagerly: torch.compile's warm-up takes about a minute even for
+    a tiny model there, which is all a CPU server (a test of this path) would spend its time on.
+    """
     model, training = resolved.get("model") or {}, resolved.get("training") or {}
     dtype = model.get("dtype") or "auto"
     return VLLMServer(model=model["name_or_path"], gpus=list(gpus), port=port,
                       dtype="auto" if dtype == "auto" else dtype, revision=model.get("revision"),
                       max_model_len=training.get("vllm_max_model_length"),
-                      trust_remote_code=bool(model.get("trust_remote_code")))
+                      trust_remote_code=bool(model.get("trust_remote_code")),
+                      extra_args=["--enforce-eager"] if training.get("use_cpu") else [])
 
 
 def wants_vllm_server(resolved: dict) -> bool:

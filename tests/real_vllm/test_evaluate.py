@@ -1,4 +1,8 @@
-"""``evaluate --backend vllm`` and ``--backend hf`` agree on the same model, and sampling settings mean the same."""
+"""vLLM and HF evaluation agree on the same model, and sampling settings mean the same on both backends.
+
+The vLLM side of the agreement is the evaluation ``reproduce`` ran with ``backend: vllm`` (``evaluate``, what
+``evaluate --backend vllm`` calls), so the suite starts one engine fewer; the HF side is the CLI.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,29 @@ from collections import Counter
 
 import pytest
 
-from .conftest import run_cli
+from .conftest import ITEMS, MAX_NEW_TOKENS, run_cli
 
-ITEMS = 32
 AGREEMENT = 0.9  # fp32 on both sides: measured 1.0; a near-tie in a random model may flip one greedy token
 
 
 @pytest.fixture(scope="module")
-def both(vllm_model, tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("evaluate")
-    results = {}
-    for backend in ("vllm", "hf"):
-        out = root / f"{backend}.json"
-        proc = run_cli(["evaluate", "countdown", "--model_path", vllm_model, "--backend", backend,
-                        "--data-source", "generate", "--limit", str(ITEMS), "--max-new-tokens", "48",
-                        "--output", str(out)], root / f"{backend}.log")
-        assert proc.returncode == 0, proc.stdout[-4000:]
-        results[backend] = json.loads(out.read_text())
-    return results
+def both(reproduced, tmp_path_factory) -> dict:
+    """The reproduction's final evaluation (vLLM, through ``evaluate``) and ``evaluate --backend hf`` of the same
+    model: a model in its run directory is evaluated on that run's data, so both score the same items."""
+    proc, run, _, _ = reproduced
+    assert proc.returncode == 0
+    out = tmp_path_factory.mktemp("evaluate") / "hf.json"
+    hf = run_cli(["evaluate", "countdown", "--model_path", str(run), "--backend", "hf", "--limit", str(ITEMS),
+                  "--max-new-tokens", str(MAX_NEW_TOKENS), "--output", str(out)], out.with_suffix(".log"))
+    assert hf.returncode == 0, hf.stdout[-4000:]
+    return {"vllm": json.loads((run / "eval_final.json").read_text()), "hf": json.loads(out.read_text())}
 
 
 def test_vllm_and_hf_give_the_same_greedy_completions(both):
     vllm, hf = both["vllm"], both["hf"]
     assert vllm["backend"] == "vllm" and hf["backend"] == "hf"
     assert vllm["num_items"] == hf["num_items"] == ITEMS
+    assert [i["target"] for i in vllm["items"]] == [i["target"] for i in hf["items"]]  # the same items
     pairs = [(a["completions"][0], b["completions"][0]) for a, b in zip(vllm["items"], hf["items"])]
     assert len({b for _, b in pairs}) >= 4  # the completions depend on the prompt: agreement means something
     same = sum(a == b for a, b in pairs) / ITEMS

@@ -9,82 +9,17 @@ the parent must be as small as before that engine started.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 
-import psutil
 import pytest
-import yaml
 
 from tinyzero_trl.run_dir import read_status
 
-from .conftest import env, kill_group
-
-TIMEOUT = 600
-MB = 1024 * 1024
-
-
-def reproduction(root, model: str) -> str:
-    folder = root / "vllm-tiny"
-    folder.mkdir()
-    (folder / "config.yaml").write_text(yaml.safe_dump({
-        "claim": "test: evaluation with vLLM around colocated vLLM training",
-        "recipe": "countdown=grpo-qwen-2.5-3b-base",
-        "overrides": ["+smoke=cpu", "data.source=generate", f"model.name_or_path={model}", "training.use_vllm=true"],
-        "cpu": True, "num_processes": 1, "hardware": "CPU",
-        "evaluate": {"task": "countdown", "backend": "vllm", "max_new_tokens": 16, "limit": 8}}))
-    for name in ("expected.json", "run.sh", "README.md"):
-        (folder / name).write_text("{}" if name.endswith(".json") else "")
-    return folder.name
-
-
-def tree(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def rss(procs) -> int:
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def cmdline(p: psutil.Process) -> str:
-    try:
-        return " ".join(p.cmdline()) + " " + p.name()
-    except psutil.NoSuchProcess:
-        return ""
+from .conftest import MB
 
 
 @pytest.mark.slow
-def test_reproduce_releases_the_vllm_engine_before_training(vllm_model, tmp_path):
-    name = reproduction(tmp_path, vllm_model)
-    out = tmp_path / "run"
-    log = tmp_path / "reproduce.log"
-    samples = []  # (seconds, phase, parent RSS, tree RSS, names of engine processes)
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "tinyzero_trl.cli", "reproduce", name, "--output-dir", str(out)],
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=env(TINYZERO_REPRODUCTIONS=str(tmp_path)))
-        parent, start = psutil.Process(proc.pid), time.monotonic()
-        try:
-            while proc.poll() is None and time.monotonic() - start < TIMEOUT:
-                procs = tree(parent)
-                lines = [cmdline(p) for p in procs[1:]]
-                phase = ("train" if any("accelerate.commands.launch" in c for c in lines)
-                         else "eval" if any("tinyzero_trl.generation" in c for c in lines) else "parent")
-                engines = [c for c in lines if "tinyzero_trl.generation" in c or "EngineCore" in c]
-                samples.append((time.monotonic() - start, phase, rss(procs[:1]), rss(procs), engines))
-                time.sleep(0.25)
-        finally:
-            kill_group(proc)
+def test_reproduce_releases_the_vllm_engine_before_training(reproduced, tmp_path):
+    proc, out, log, samples = reproduced
     assert proc.returncode == 0, log.read_text(errors="replace")[-4000:]
     assert read_status(out)["status"] == "completed"
     summary = json.loads((out / "summary.json").read_text())
