@@ -24,10 +24,11 @@ def test_server_mode_runs_as_far_as_cpu_allows(vllm_model, tmp_path):
             "+countdown=grpo-qwen-2.5-3b-instruct", "+smoke=cpu", "data.source=generate",
             f"model.name_or_path={vllm_model}", "training.use_vllm=true", f"training.output_dir={tmp_path / 'run'}"]
     generated: dict = {}
+    # Imported before the launch: the client must be quick once the server is healthy, since the server is up
+    # only until the trainer (a good 15 s of start-up behind it) reaches trl's refusal.
+    from trl.generation.vllm_client import VLLMClient
 
-    def client():  # trl's client, while the server is up: the trainer takes a while to reach it
-        from trl.generation.vllm_client import VLLMClient
-
+    def client():  # trl's client, while the server is up
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and proc.poll() is None:
             try:
