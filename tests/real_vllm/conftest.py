@@ -133,7 +133,7 @@ def orphaned_engines(since: float) -> list[str]:
     for p in psutil.process_iter(["name", "cmdline", "create_time"]):
         line = " ".join(p.info["cmdline"] or []) + " " + (p.info["name"] or "")
         if (p.info["create_time"] or 0) >= since and ("EngineCor" in line or "tinyzero_trl.generation" in line):
-            found.append(f"orphan {p.pid}: {line[:80]}")
+            found.append(f"pid {p.pid} (machine-wide): {line[:80]}")
     return found
 
 

@@ -40,3 +40,6 @@ def test_reproduce_releases_the_vllm_engine_before_training(reproduced, tmp_path
     assert engine_peak - before > 300 * MB  # an engine really was measured
     assert not at_train[4], at_train[4]  # no evaluation or engine process left when training starts
     assert at_train[2] - before < 100 * MB  # the parent never held the engine
+    assert at_train[3] - at_train[2] < 400 * MB  # beside it only the training launcher, just started
+    # Checked by breaking it: with an engine left alive in the parent, the tree held 2,757 MB at training start
+    # (against 711) and VLLM::EngineCore was still running.
