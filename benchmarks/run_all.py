@@ -1,6 +1,8 @@
 """Run every benchmark and print one table; `nox -s bench` calls this.
 
-    python benchmarks/run_all.py [--quick] [--only rewards,trainer,tiny] [--json OUT]
+    python benchmarks/run_all.py [--quick] [--only rewards,trainer,tiny,vllm] [--json OUT]
+
+The vllm suite needs the vLLM environment (README "vLLM on CPU"); `nox -s bench` runs it there.
 
 Each figure is a ratio (or a time) measured side by side in this one run on this machine; the JSON records
 the machine, load and commit so figures from different machines are never compared silently.
@@ -36,7 +38,12 @@ def main(argv=None) -> int:
     import bench_tiny
     import bench_trainer
 
-    suites = {"rewards": bench_rewards.run, "trainer": bench_trainer.run, "tiny": bench_tiny.run}
+    def bench_vllm(quick):
+        import bench_vllm
+
+        return bench_vllm.run(quick=quick)
+
+    suites = {"rewards": bench_rewards.run, "trainer": bench_trainer.run, "tiny": bench_tiny.run, "vllm": bench_vllm}
     results = {"machine": machine()}
     for name in args.only.split(","):
         print(f"== {name} ...", flush=True)
@@ -55,9 +62,18 @@ def main(argv=None) -> int:
         rows += [("countdown-tiny wall seconds", f"{t['wall_seconds']}", "<= 1200"),
                  ("countdown-tiny final accuracy", f"{t['final_accuracy']}", ">= 0.40"),
                  ("countdown-tiny peak RSS MB", f"{t['peak_rss_mb']}", "")]
+    if "vllm" in results:
+        v, e = results["vllm"], results["vllm"]["evaluation"]
+        rows += [("GRPO step time, HF generate / vLLM colocate", f"{v['grpo_step_ratio']:.2f}", "> 1: vLLM faster"),
+                 ("evaluation throughput, vLLM / HF generate", f"{e['throughput_ratio']:.2f}", "> 1: vLLM faster"),
+                 ("  the same with vLLM's engine start-up", f"{e['throughput_ratio_with_start_up']:.2f}", ""),
+                 ("  greedy agreement vLLM vs HF", f"{e['greedy_agreement']:.3f}", "1.0")]
     width = max(len(r[0]) for r in rows)
     print("\n".join(f"{a.ljust(width)}  {b:>10}  {c}" for a, b, c in rows))
     if args.json:
+        old = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() else {}
+        if set(results) - {"machine"} == {"vllm"}:  # the vllm suite alone (nox bench_vllm) adds to the others
+            results = {**old, "vllm": results["vllm"], "machine_vllm": results["machine"]}
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

@@ -143,7 +143,7 @@ def cmd_record(args) -> int:
 def cmd_tiny_model(args) -> int:
     from tinyzero_trl.tiny_model import build_tiny_model
 
-    print(build_tiny_model(args.arch, args.out))
+    print(build_tiny_model(args.arch, args.out, vllm=args.vllm))
     return 0
 
 
@@ -241,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tiny-model", parents=[common], help="write a random tiny model + tokenizer (or processor) for smoke tests")
     p.add_argument("--arch", default="qwen2", choices=["qwen2", "qwen2-vl"],
                    help="qwen2: text model; qwen2-vl: vision-language model with an image processor")
+    p.add_argument("--vllm", action="store_true", help="a shape vLLM's CPU build can run (head size 32)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tiny_model)
 

@@ -144,16 +144,96 @@ def generate_multimodal(model, processor, prompts: list, images: list, sampling:
 
 
 def generate_vllm(model_path: str, texts: list[str], sampling: Sampling, *, revision: str | None = None,
-                  trust_remote_code: bool = False, dtype: str = "auto") -> list[list[str]]:
-    """Generation with vLLM; same output shape as ``generate_hf``. The engine is shut down before returning."""
-    from vllm import LLM
+                  trust_remote_code: bool = False, dtype: str = "auto", enforce_eager: bool | None = None,
+                  timings: dict | None = None) -> list[list[str]]:
+    """Generation with vLLM, in a process of its own; same output shape as ``generate_hf``.
 
-    llm = LLM(model=model_path, revision=revision, trust_remote_code=trust_remote_code, dtype=dtype,
-              seed=sampling.seed)
-    try:
-        return [[o.text for o in r.outputs] for r in llm.generate(texts, sampling.vllm_params())]
-    finally:
-        del llm
+    The engine lives in a child process (``python -m tinyzero_trl.generation``) that exits before this returns,
+    so every byte it held (weights, KV cache, on a GPU the whole CUDA context) is back with the system: a
+    reproduction can evaluate with vLLM and then start training, whose own colocated engine would not fit beside
+    a leftover one. The child also gives vLLM the ``__main__`` guard its spawned engine core needs, whatever
+    script calls this. Prompts are tokenized exactly as ``generate_hf`` does (no special tokens added) and
+    handed to vLLM as token ids, so both backends continue the same tokens. ``dtype="auto"`` is the checkpoint's
+    own dtype, as ``from_pretrained`` reads it (vLLM's "auto" would serve a float32 checkpoint in bfloat16 or
+    float16, and greedy completions would part from HF's on near-ties). ``enforce_eager`` (default: on CPU
+    only) skips torch.compile, whose warm-up costs more than it saves at evaluation sizes on CPU. ``timings``,
+    if given, receives the child's engine start-up and generation seconds and the completion token count.
+    """
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from tinyzero_trl.errors import UserError
+
+    if importlib.util.find_spec("vllm") is None:
+        raise UserError("--backend vllm: vLLM is not installed here; on a CUDA machine pip install -c constraints.txt "
+                        "-e '.[vllm]', on CPU see README 'vLLM on CPU', or use --backend hf")
+    request = {"model": str(model_path), "texts": list(texts), "sampling": sampling.__dict__, "revision": revision,
+               "trust_remote_code": trust_remote_code, "dtype": dtype, "enforce_eager": enforce_eager}
+    with tempfile.TemporaryDirectory(prefix="tinyzero-vllm-") as tmp:
+        req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        req.write_text(json.dumps(request))
+        code = subprocess.call([sys.executable, "-m", "tinyzero_trl.generation", str(req), str(res)])
+        if code != 0 or not res.is_file():
+            raise RuntimeError(f"vLLM generation failed (exit code {code}); its output is above")
+        result = json.loads(res.read_text())
+    if timings is not None:
+        timings.update(result["timings"])
+    return result["completions"]
+
+
+def _vllm_child(request_file: str, result_file: str) -> None:
+    """The child of ``generate_vllm``: build the engine, generate, write the completions, exit."""
+    import json
+    import time
+
+    from transformers import AutoTokenizer
+    from vllm import LLM
+    from vllm.inputs import TokensPrompt
+
+    request = json.loads(open(request_file, encoding="utf-8").read())
+    sampling = Sampling(**request["sampling"])
+    load = {"revision": request["revision"], "trust_remote_code": request["trust_remote_code"]}
+    tokenizer = AutoTokenizer.from_pretrained(request["model"], **load)
+    dtype = request["dtype"]
+    if dtype == "auto":
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(request["model"], **load)
+        checkpoint = getattr(config, "dtype", None) or getattr(getattr(config, "text_config", None), "dtype", None)
+        dtype = str(checkpoint).removeprefix("torch.") if checkpoint is not None else "auto"
+    prompts = [TokensPrompt(prompt_token_ids=ids)
+               for ids in tokenizer(request["texts"], add_special_tokens=False)["input_ids"]]
+    eager = request["enforce_eager"]
+    if eager is None:
+        import torch
+
+        eager = not torch.cuda.is_available()
+    start = time.perf_counter()
+    llm = LLM(model=request["model"], dtype=dtype, seed=sampling.seed, enforce_eager=eager, **load)
+    ready = time.perf_counter()
+    outputs = llm.generate(prompts, sampling.vllm_params())
+    done = time.perf_counter()
+    completions = [[o.text for o in r.outputs] for r in outputs]
+    tokens = sum(len(o.token_ids) for r in outputs for o in r.outputs)
+    with open(result_file, "w", encoding="utf-8") as fh:
+        json.dump({"completions": completions, "timings": {"engine_seconds": ready - start,
+                                                           "generate_seconds": done - ready,
+                                                           "completion_tokens": tokens}}, fh)
+
+
+def shutdown_colocated_vllm(trainer) -> None:
+    """Shut down a trainer's colocated vLLM engine, if it has one, while torch.distributed is still up.
+
+    Left to interpreter exit, the engine's finalizer tears down its process groups after the trainer has
+    destroyed them, and a finished run ends on ``ValueError: Invalid process group specified``.
+    """
+    llm = getattr(getattr(trainer, "vllm_generation", None), "llm", None)
+    if llm is not None:
+        llm.llm_engine.engine_core.shutdown()
 
 
 def pick_backend(backend: str) -> str:
@@ -167,3 +247,9 @@ def pick_backend(backend: str) -> str:
         return "vllm" if torch.cuda.is_available() else "hf"
     except ImportError:
         return "hf"
+
+
+if __name__ == "__main__":  # the vLLM child of generate_vllm
+    import sys
+
+    _vllm_child(sys.argv[1], sys.argv[2])

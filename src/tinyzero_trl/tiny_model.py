@@ -3,6 +3,9 @@
 ``tinyzero-trl tiny-model --arch qwen2|qwen2-vl --out DIR`` writes a directory that ``from_pretrained`` loads
 like a hub checkpoint: a few-layer random Qwen2 (or Qwen2-VL with a processor) with a byte-level BPE tokenizer
 and a ChatML chat template.
+
+``--vllm`` writes the shape vLLM's CPU build can run (``VLLM_SHAPE``): its CPU attention kernels take head sizes
+of 32 and up, and the default shapes here have 8 per head.
 """
 
 from __future__ import annotations
@@ -49,8 +52,19 @@ def build_tokenizer(vocab_size: int = 512):
     return fast
 
 
-def build_qwen2(out: str | Path, *, hidden_size: int = 32, layers: int = 2, seed: int = 0) -> Path:
-    """Write a random tiny ``Qwen2ForCausalLM`` plus tokenizer to ``out`` and return the path."""
+# vLLM 0.31's CPU attention supports head sizes 32, 64, 80, ... (``CPUAttentionBackend.get_supported_head_sizes``):
+# hidden 64 over 2 heads is the smallest model it runs. The wider initialisation makes greedy completions depend
+# on the prompt: at transformers' default (0.02) a random model this small repeats one token whatever it is
+# asked, and two engines agreeing on that output would prove nothing.
+VLLM_SHAPE = {"hidden_size": 64, "heads": 2, "kv_heads": 1, "init_std": 0.1}
+
+
+def build_qwen2(out: str | Path, *, hidden_size: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                init_std: float | None = None, seed: int = 0) -> Path:
+    """Write a random tiny ``Qwen2ForCausalLM`` plus tokenizer to ``out`` and return the path.
+
+    ``init_std`` is the weights' initialisation scale (``initializer_range``; transformers' 0.02 when None).
+    """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -58,9 +72,9 @@ def build_qwen2(out: str | Path, *, hidden_size: int = 32, layers: int = 2, seed
     tokenizer = build_tokenizer()
     config = Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+        max_position_embeddings=2048, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=None, **_init(init_std),
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
@@ -71,8 +85,13 @@ def build_qwen2(out: str | Path, *, hidden_size: int = 32, layers: int = 2, seed
     return out
 
 
-def build_qwen2_vl(out: str | Path, *, hidden_size: int = 32, layers: int = 2, vision_dim: int = 32,
-                   vision_depth: int = 1, image_side: int = 56, seed: int = 0) -> Path:
+def _init(init_std: float | None) -> dict:
+    return {} if init_std is None else {"initializer_range": init_std}
+
+
+def build_qwen2_vl(out: str | Path, *, hidden_size: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                   init_std: float | None = None, vision_dim: int = 32, vision_depth: int = 1,
+                   image_side: int = 56, seed: int = 0) -> Path:
     """Write a random tiny ``Qwen2VLForConditionalGeneration`` plus ``Qwen2VLProcessor`` to ``out``.
 
     Qwen2-VL's geometry is kept (patch 14, 2x2 merge, temporal patch 2, M-RoPE) so TRL exercises the real code
@@ -93,11 +112,11 @@ def build_qwen2_vl(out: str | Path, *, hidden_size: int = 32, layers: int = 2, v
     out = Path(out)
     tokenizer = build_tokenizer()
     token = tokenizer.convert_tokens_to_ids
-    heads = 4
     half_head = hidden_size // heads // 2  # M-RoPE splits each head's rotary half into (time, height, width)
     text_config = dict(
         vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2, max_position_embeddings=2048,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+        max_position_embeddings=2048, **_init(init_std),
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                          "mrope_section": [half_head - 2 * (half_head // 4), half_head // 4, half_head // 4]},
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
@@ -106,7 +125,7 @@ def build_qwen2_vl(out: str | Path, *, hidden_size: int = 32, layers: int = 2, v
                          mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
     config = Qwen2VLConfig(
         text_config=text_config, vision_config=vision_config, tie_word_embeddings=True,
-        image_token_id=token("<|image_pad|>"), video_token_id=token("<|video_pad|>"),
+        **_init(init_std), image_token_id=token("<|image_pad|>"), video_token_id=token("<|video_pad|>"),
         vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"),
     )
     torch.manual_seed(seed)
@@ -126,8 +145,8 @@ def build_qwen2_vl(out: str | Path, *, hidden_size: int = 32, layers: int = 2, v
 ARCHS = {"qwen2": build_qwen2, "qwen2-vl": build_qwen2_vl}
 
 
-def build_tiny_model(arch: str, out: str | Path, **kwargs) -> Path:
-    """Build a random tiny model of ``arch`` (one of ``ARCHS``) into ``out``."""
+def build_tiny_model(arch: str, out: str | Path, *, vllm: bool = False, **kwargs) -> Path:
+    """Build a random tiny model of ``arch`` (one of ``ARCHS``) into ``out``; ``vllm``: a shape vLLM's CPU build runs."""
     if arch not in ARCHS:
         raise ValueError(f"unknown --arch {arch!r}; choose one of {sorted(ARCHS)}")
-    return ARCHS[arch](out, **kwargs)
+    return ARCHS[arch](out, **({**VLLM_SHAPE, **kwargs} if vllm else kwargs))

