@@ -65,6 +65,8 @@ def source_url(root: Path = ROOT) -> str:
     ssh = re.match(r"^(?:ssh://)?git@([^:/]+)[:/](.+)$", url)
     if ssh:
         url = f"https://{ssh.group(1)}/{ssh.group(2)}"
+    if not re.match(r"^https?://", url):
+        return "unknown"  # a clone of a local folder: no address an image's users could open
     return url[:-4] if url.endswith(".git") else url
 
 

@@ -308,3 +308,13 @@ def test_constraints_pin_numpy_per_python_for_the_cuda_image():
         env = {"python_version": version, "python_full_version": f"{version}.0"}
         return [str(r.specifier) for r in reqs if r.marker is None or r.marker.evaluate(env)]
     assert pin("3.11") == ["==2.4.6"] and pin("3.12") == ["==2.3.5"] and pin("3.13") == ["==2.4.6"]
+
+
+@pytest.mark.parametrize(("remote", "expected"), [
+    ("git@github.com:org/tinyzero-trl.git", "https://github.com/org/tinyzero-trl"),
+    ("https://github.com/org/tinyzero-trl.git", "https://github.com/org/tinyzero-trl"),
+    ("/work/some/clone", "unknown"),
+])
+def test_source_label_is_a_url_or_unknown(mods, monkeypatch, remote, expected):
+    monkeypatch.setattr(mods["nox_docker"], "_git", lambda *args, root=None: remote)
+    assert mods["nox_docker"].source_url() == expected
