@@ -63,10 +63,24 @@ PIP_FOR_TARGET = (
 )
 
 
+# The interpreter whose pip runs the resolution: a venv of its own with the newest pip (set by resolve()), so
+# the answer does not depend on the caller's pip (23.x could not report which names had no wheel).
+PIP_PYTHON = sys.executable
+
+
 def pip(*args: str, cert: Path, target: bool = False) -> list[str]:
     """A pip command line on PyPI alone; ``target``: with the 3.12 marker environment."""
     runner = ["-c", PIP_FOR_TARGET] if target else ["-m", "pip"]
-    return [sys.executable, *runner, *args, "--cert", str(cert), "--index-url", INDEX]
+    return [PIP_PYTHON, *runner, *args, "--cert", str(cert), "--index-url", INDEX]
+
+
+def fresh_pip(venv: Path, cert: Path, env: dict) -> str:
+    """A venv at ``venv`` with the newest pip from PyPI; returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip", "--cert", str(cert),
+                    "--index-url", INDEX], env=env, check=True)
+    return python
 
 
 def platforms(glibc_minor: int = GLIBC_MINOR) -> list[str]:
@@ -89,7 +103,9 @@ def deepspeed_requirements(sdist: Path) -> list[str]:
 def resolve_command(requirements: list[str], report: Path, cert: Path, wheels: Path) -> list[str]:
     """The ``pip install --dry-run --report`` line for CPython 3.12 on manylinux x86_64 (``wheels``: pure
     wheels built here from sdists, which a dry run for another platform cannot build itself)."""
-    return pip("install", "--dry-run", "--ignore-installed", "--report", str(report), *target_args(),
+    # --target (nothing is written: --dry-run): pip before 23.3 refuses --platform and friends without it.
+    return pip("install", "--dry-run", "--target", str(report.parent / "target"), "--report", str(report),
+               *target_args(),
                "--find-links", str(wheels), "-c", str(ROOT / "constraints.txt"), *requirements, cert=cert,
                target=True)
 
@@ -164,13 +180,18 @@ def resolve(work: Path, log=print) -> dict:
     shutil.rmtree(work, ignore_errors=True)  # nothing left over from an earlier resolution
     work.mkdir(parents=True)
     cert, env = host_ca_bundle(), clean_pip_env()
+    global PIP_PYTHON
+    PIP_PYTHON = fresh_pip(work / "pip-venv", cert, env)
+    pip_version = subprocess.run([PIP_PYTHON, "-m", "pip", "--version"], capture_output=True, text=True,
+                                 env=env).stdout.split()[1]
 
     def failed(problem: str) -> dict:
         log(f"CUDA stack: PROBLEM {problem}")
         return {"python": PYTHON, "resolved": {}, "problems": [problem], "not_checked": NOT_CHECKED}
 
     wheels, sdists = work / "wheels", work / "sdists"
-    log(f"CUDA stack: the project's wheel and DeepSpeed {DEEPSPEED}'s sdist (PyPI only, pip config off)")
+    log(f"CUDA stack: pip {pip_version}; the project's wheel and DeepSpeed {DEEPSPEED}'s sdist (PyPI only, "
+        "pip config off)")
     subprocess.run(pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(ROOT), cert=cert),
                    env=env, check=True)
     subprocess.run(pip("download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest", str(sdists),
@@ -205,7 +226,7 @@ def resolve(work: Path, log=print) -> dict:
              for i in items}
     problems = check(resolved, ROOT / "constraints.txt")
     result = {
-        "python": PYTHON, "platform": f"manylinux_2_{GLIBC_MINOR}_x86_64", "index": INDEX,
+        "python": PYTHON, "platform": f"manylinux_2_{GLIBC_MINOR}_x86_64", "index": INDEX, "pip": pip_version,
         "key_versions": {name: resolved.get(name) for name in [*WANT, "triton"]} | {"deepspeed": f"{DEEPSPEED} (sdist)"},
         "cuda_wheels": {n: v for n, v in resolved.items() if n.startswith("nvidia-")},
         "files": {name: files[name] for name in ("torch", "vllm", "triton") if name in files},
