@@ -56,6 +56,17 @@ def dockerd_command(state: Path) -> list[str]:
     ]
 
 
+def mounts_under(folder: Path) -> list[str]:
+    """Mount points at or below ``folder``, deepest first (from /proc/self/mounts; octal escapes decoded)."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    root = str(folder.resolve())
+    points = [line.split()[1].encode().decode("unicode_escape") for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p == root or p.startswith(root + "/")), key=len, reverse=True)
+
+
 class PrivateEngine:
     """``with PrivateEngine(state) as engine:`` starts dockerd, points ``DOCKER_HOST`` at it, and stops it
     (and only it) on the way out, even after an error."""
@@ -98,6 +109,9 @@ class PrivateEngine:
                 self.process.kill()
                 self.process.wait()
             self.log(f"stopped the dockerd started here (pid {self.process.pid})")
+            for point in mounts_under(self.state):
+                # dockerd leaves exec/netns/default mounted; without this the state folder cannot be removed.
+                subprocess.run(["umount", point], capture_output=True)
         if self._old_host is None:
             os.environ.pop("DOCKER_HOST", None)
         else:

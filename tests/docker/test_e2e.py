@@ -318,3 +318,12 @@ def test_constraints_pin_numpy_per_python_for_the_cuda_image():
 def test_source_label_is_a_url_or_unknown(mods, monkeypatch, remote, expected):
     monkeypatch.setattr(mods["nox_docker"], "_git", lambda *args, root=None: remote)
     assert mods["nox_docker"].source_url() == expected
+
+
+def test_mounts_under_lists_deepest_first(mods, tmp_path, monkeypatch):
+    table = (f"proc /proc proc rw 0 0\nnsfs {tmp_path}/exec/netns/default nsfs rw 0 0\n"
+             f"overlay {tmp_path}/data overlay rw 0 0\nx {tmp_path}-other/y ext4 rw 0 0\n")
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: table if str(self) == "/proc/self/mounts"
+                        else real_read(self, *a, **k))
+    assert mods["engine"].mounts_under(tmp_path) == [f"{tmp_path}/exec/netns/default", f"{tmp_path}/data"]
