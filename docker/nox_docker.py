@@ -1,4 +1,4 @@
-"""The body of the noxfile's ``docker`` session: lint both Dockerfiles, then build both images if an engine runs.
+"""The body of the noxfile's ``docker`` session: lint both Dockerfiles, then ``docker/e2e.py``.
 
 Usage from the noxfile::
 
@@ -9,13 +9,16 @@ Usage from the noxfile::
     def docker(session):
         docker_session(session)
 
-``nox -s docker`` builds both images; ``nox -s docker -- cpu`` (or ``cuda``) builds one. Without a Docker
-engine (``docker info`` fails) it lints, then reports "skipped: no Docker engine" and succeeds.
+``nox -s docker`` builds the CPU image and runs it end to end (reproduce countdown-tiny, verify, the checks in
+checks.py), then the CUDA image's stack (built where its base can be pulled, else resolved for its Python);
+``nox -s docker -- cpu`` (or ``cuda``) does one. Where no engine answers, e2e.py starts a private dockerd
+(root with docker.io installed) and stops it; with neither it lints, then reports "skipped: no Docker engine".
 Nothing here imports nox: only the ``session`` object passed in is used.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -62,6 +65,8 @@ def source_url(root: Path = ROOT) -> str:
     ssh = re.match(r"^(?:ssh://)?git@([^:/]+)[:/](.+)$", url)
     if ssh:
         url = f"https://{ssh.group(1)}/{ssh.group(2)}"
+    if not re.match(r"^https?://", url):
+        return "unknown"  # a clone of a local folder: no address an image's users could open
     return url[:-4] if url.endswith(".git") else url
 
 
@@ -91,25 +96,29 @@ def find_hadolint(session) -> str | None:
     return shutil.which("hadolint")
 
 
-def build_commands(targets: list[str], version: str, commit: str, url: str) -> list[list[str]]:
-    """The ``docker build`` command lines for the given targets (``cuda``, ``cpu``)."""
+def build_commands(targets: list[str], version: str, commit: str, url: str, extra_args: dict[str, str] | None = None,
+                   network: str | None = None) -> list[list[str]]:
+    """The ``docker build`` command lines for the given targets (``cuda``, ``cpu``); ``extra_args`` become more
+    ``--build-arg``s (e.g. BASE_IMAGE, TORCH_INDEX_URL), ``network`` the build's ``--network``."""
     commands = []
     for target in targets:
-        commands.append([
-            "docker", "build",
-            "--file", DOCKERFILES[target],
+        command = ["docker", "build", "--file", DOCKERFILES[target]]
+        if network:
+            command += ["--network", network]
+        command += [
             "--build-arg", f"VERSION={version}",
             "--build-arg", f"GIT_COMMIT={commit}",
             "--build-arg", f"SOURCE_URL={url}",
-            "--tag", f"{IMAGE}:{version}-{target}",
-            "--tag", f"{IMAGE}:{target}",
-            ".",
-        ])
+        ]
+        for key, value in (extra_args or {}).items():
+            command += ["--build-arg", f"{key}={value}"]
+        commands.append(command + ["--tag", f"{IMAGE}:{version}-{target}", "--tag", f"{IMAGE}:{target}", "."])
     return commands
 
 
 def docker_session(session) -> None:
-    """Lint both Dockerfiles (always), then build the images where a Docker engine runs; else skip."""
+    """Lint both Dockerfiles (always); then ``docker/e2e.py``: the CPU image built and run end to end, and the
+    CUDA image's stack. Without an engine, and no dockerd to start one, the CPU part is skipped, said so."""
     targets = list(session.posargs) or list(DOCKERFILES)
     unknown = [t for t in targets if t not in DOCKERFILES]
     if unknown:
@@ -128,11 +137,29 @@ def docker_session(session) -> None:
         hadolint = "hadolint"
     session.run(hadolint, "--failure-threshold", "warning", *DOCKERFILES.values(), external=True)
 
-    if not docker_engine_available():
-        session.skip("skipped: no Docker engine (`docker info` failed); Dockerfiles linted, nothing built")
+    args = e2e_args(targets, engine=docker_engine_available(), can_start=can_start_engine())
+    if args is None:
+        session.skip("skipped: no Docker engine (`docker info` failed) and no dockerd to start as root; "
+                     "Dockerfiles linted, nothing built")
         return
+    if "cpu" in targets and "--no-cpu" in args:
+        session.log("CPU image skipped: no Docker engine and no dockerd to start as root")
+    session.run("python", "docker/e2e.py", *args, external=True)
 
-    version, commit, url = project_version(), git_commit(), source_url()
-    for command in build_commands(targets, version, commit, url):
-        session.run(*command, external=True)
-    session.log(f"built: {', '.join(f'{IMAGE}:{version}-{t}' for t in targets)} (revision {commit})")
+
+def can_start_engine() -> bool:
+    """Whether e2e.py can start a private engine here: dockerd installed, and we are root."""
+    return shutil.which("dockerd") is not None and os.geteuid() == 0
+
+
+def e2e_args(targets: list[str], engine: bool, can_start: bool) -> list[str] | None:
+    """``docker/e2e.py``'s arguments for ``targets``, or None when there is nothing it could do (the CPU image
+    needs an engine: the one answering, or a private one it starts)."""
+    args = []
+    if "cpu" not in targets or not (engine or can_start):
+        args.append("--no-cpu")
+    elif not engine:
+        args.append("--start-engine")
+    if "cuda" in targets:
+        args.append("--cuda")
+    return None if args == ["--no-cpu"] else args

@@ -50,7 +50,7 @@ TRAIN_CASES = [
     ("bad-task", ["data.task=chess"], 2, "data.task='chess' is not one of"),
     ("bad-source", ["data.source=ftp"], 2, "data.source='ftp' is not one of"),
     ("local-no-path", ["data.source=local"], 2, "data.source=local needs data.path"),
-    ("no-data-file", ["data.source=local", "data.path=/no/such.jsonl"], 2, "data file /no/such.jsonl does not exist"),
+    ("no-data-file", ["data.source=local", "data.path=/no/such.jsonl"], 2, "data path /no/such.jsonl does not exist"),
     ("empty-data", ["data.source=local", "data.path=EMPTY"], 2, "is empty"),
     ("malformed-data", ["data.source=local", "data.path=BAD"], 2, "line 2: not valid JSON"),
     ("missing-columns", ["data.source=local", "data.path=COLS"], 2, "missing column(s) ['nums', 'target']"),

@@ -97,31 +97,62 @@ def test_inline_hadolint_ignores_carry_a_reason(dockerfile):
 # ---------------------------------------------------------------- base images and runtime user
 
 
+def arg_defaults(path: Path) -> dict[str, str]:
+    """``ARG NAME=default`` pairs (global ones before FROM included)."""
+    return dict(rest.split("=", 1) for keyword, rest in instructions(path) if keyword == "ARG" and "=" in rest)
+
+
+def base_image(path: Path) -> str:
+    """The image the first FROM builds on, with ``${ARG}`` replaced by that ARG's default."""
+    image = next(rest for keyword, rest in instructions(path) if keyword == "FROM").split()[0]
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: arg_defaults(path)[m.group(1)], image)
+
+
+PINNED_BASES = {
+    "Dockerfile": "nvidia/cuda:13.0.2-devel-ubuntu24.04@sha256:5dc1bca23d05bd37b011be68ec470c03b403a5da07ec3a86e41af9470e9d0cc6",
+    "Dockerfile.cpu": "python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d",
+}
+TORCH_INDEXES = {"Dockerfile": "https://pypi.org/simple", "Dockerfile.cpu": "https://download.pytorch.org/whl/cpu"}
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_every_from_is_pinned_to_a_specific_tag(dockerfile):
+def test_every_from_is_pinned_to_a_specific_tag_and_digest(dockerfile):
     froms = [rest for keyword, rest in instructions(dockerfile) if keyword == "FROM"]
     assert froms, "no FROM"
     stages: set[str] = set()
     for rest in froms:
-        parts = rest.split()
-        parts = [p for p in parts if not p.startswith("--platform")]
-        image = parts[0]
+        parts = [p for p in rest.split() if not p.startswith("--platform")]
+        image = re.sub(r"\$\{?(\w+)\}?", lambda m: arg_defaults(dockerfile)[m.group(1)], parts[0])
         if len(parts) >= 3 and parts[1].upper() == "AS":
             stages.add(parts[2])
         if image in stages:
             continue
-        assert "$" not in image, f"FROM {image}: resolve the image in the Dockerfile, not through an ARG"
         name, _, digest = image.partition("@")
         assert ":" in name.rsplit("/", 1)[-1], f"FROM {image}: no tag"
         tag = name.rsplit(":", 1)[1]
         assert tag != "latest" and re.search(r"\d+\.\d+", tag), f"FROM {image}: tag is not a specific version"
-        if digest:
-            assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"FROM {image}: malformed digest"
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"FROM {image}: no digest, or a malformed one"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_build_arg_defaults_are_the_pinned_ones(dockerfile):
+    """A user's plain `docker build` is unchanged: the base and the torch source default to the pinned ones."""
+    assert base_image(dockerfile) == PINNED_BASES[dockerfile.name]
+    assert arg_defaults(dockerfile)["TORCH_INDEX_URL"] == TORCH_INDEXES[dockerfile.name]
+    text = dockerfile.read_text(encoding="utf-8")
+    # The base comes only through the ARG, and the torch line really uses the ARG.
+    assert text.count("FROM ") == 1 and "FROM ${BASE_IMAGE}" in text
+    assert re.search(r'pip install [^\n]*--index-url "\$\{TORCH_INDEX_URL\}"[^\n]*(\\\n[^\n]*)*torch==', text)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_no_frontend_image_is_pulled(dockerfile):
+    # `# syntax=` makes BuildKit pull a floating frontend image first: a network dependency that no pin covers.
+    assert not re.search(r"^#\s*syntax=", dockerfile.read_text(encoding="utf-8"), re.M)
 
 
 def test_cpu_base_is_a_specific_python_slim_bookworm():
-    image = next(rest for keyword, rest in instructions(CPU) if keyword == "FROM").split()[0]
-    assert re.match(r"python:3\.11\.\d+-slim-bookworm(@|$)", image), image
+    assert re.match(r"python:3\.11\.\d+-slim-bookworm(@|$)", base_image(CPU)), base_image(CPU)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -195,7 +226,8 @@ def test_cuda_image_torch_matches_constraints():
 
 def test_cpu_image_takes_torch_from_the_cpu_index():
     text = CPU.read_text(encoding="utf-8")
-    assert "--index-url https://download.pytorch.org/whl/cpu" in text
+    assert arg_defaults(CPU)["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert 'pip install --no-cache-dir --no-deps --index-url "${TORCH_INDEX_URL}" torch==' in text
     assert "vllm" not in re.sub(r"#.*", "", text).lower()
 
 
@@ -223,6 +255,50 @@ def test_dockerignore_keeps_outputs_out_and_build_inputs_in():
                 sources = [s for s in rest.split()[:-1] if not s.startswith("--")]
                 for src in sources:
                     assert f"!{src.rstrip('/')}" in patterns, f"{dockerfile.name} copies {src}, .dockerignore drops it"
+
+
+def _dockerignore_regex(pattern: str) -> re.Pattern:
+    """Docker's .dockerignore glob (``**`` any depth, ``*`` and ``?`` within a name) as a regex; a pattern that
+    matches a folder excludes what is inside it too."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        else:
+            out += {"*": "[^/]*", "?": "[^/]"}.get(pattern[i], re.escape(pattern[i]))
+            i += 1
+    return re.compile(out + "(?:/.*)?")
+
+
+def in_build_context(path: str, patterns: list[str]) -> bool:
+    """Whether ``path`` reaches the daemon: the last matching pattern decides (``!`` re-includes)."""
+    keep = True
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if _dockerignore_regex(pattern.lstrip("!").strip("/")).fullmatch(path):
+            keep = negated
+    return keep
+
+
+def test_every_tracked_file_the_images_install_reaches_the_build_context():
+    """A tracked file under src/ or reproductions/ that .dockerignore drops is missing from the image's wheel:
+    the packaged countdown-tiny base (model.safetensors) once was, and `reproduce countdown-tiny` failed in it."""
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    listed = subprocess.run(["git", "ls-files", "src", "reproductions"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0 or not listed.stdout.strip():
+        pytest.skip("not a git checkout")
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    dropped = [f for f in listed.stdout.split() if not in_build_context(f, patterns)]
+    assert not dropped, f".dockerignore drops tracked files the images install: {dropped}"
+    assert "src/tinyzero_trl/assets/countdown-tiny-base/model.safetensors" in listed.stdout.split()
+    # The matcher itself: what the allowlist must keep out.
+    for outside in ("runs/countdown-tiny/metrics.jsonl", ".git/HEAD", "src/tinyzero_trl/__pycache__/cli.pyc",
+                    "reproductions/x/runs/a", "src/weights.safetensors"):
+        assert not in_build_context(outside, patterns), outside
 
 
 # ---------------------------------------------------------------- entrypoint
@@ -333,8 +409,9 @@ def test_nox_helper_imports_without_nox():
 def test_nox_helper_lints_then_skips_without_engine(monkeypatch):
     module = _load_nox_docker()
     monkeypatch.setattr(module, "docker_engine_available", lambda: False)
+    monkeypatch.setattr(module, "can_start_engine", lambda: False)
     monkeypatch.setattr(module, "find_hadolint", lambda session: "hadolint")
-    session = FakeSession()
+    session = FakeSession(posargs=["cpu"])
     with pytest.raises(_Skip, match="skipped: no Docker engine"):
         module.docker_session(session)
     assert len(session.runs) == 1
@@ -343,28 +420,40 @@ def test_nox_helper_lints_then_skips_without_engine(monkeypatch):
     assert set(lint[3:]) == {"docker/Dockerfile", "docker/Dockerfile.cpu"}
 
 
-def test_nox_helper_builds_both_images_with_version_and_commit(monkeypatch):
+@pytest.mark.parametrize(("posargs", "engine", "can_start", "expected"), [
+    ([], True, False, ["--cuda"]),                          # both: the CPU image end to end, the CUDA stack
+    ([], False, True, ["--start-engine", "--cuda"]),        # a private dockerd for the CPU image
+    ([], False, False, ["--no-cpu", "--cuda"]),             # no engine at all: the CUDA resolution needs none
+    (["cpu"], True, True, []),
+    (["cpu"], False, True, ["--start-engine"]),
+    (["cuda"], False, False, ["--no-cpu", "--cuda"]),
+])
+def test_nox_helper_runs_the_e2e_script(monkeypatch, posargs, engine, can_start, expected):
     module = _load_nox_docker()
-    monkeypatch.setattr(module, "docker_engine_available", lambda: True)
+    monkeypatch.setattr(module, "docker_engine_available", lambda: engine)
+    monkeypatch.setattr(module, "can_start_engine", lambda: can_start)
     monkeypatch.setattr(module, "find_hadolint", lambda session: "hadolint")
-    monkeypatch.setattr(module, "git_commit", lambda: "c0ffee" * 6 + "c0ff")
-    session = FakeSession()
+    session = FakeSession(posargs=posargs)
     module.docker_session(session)
-    builds = [r for r in session.runs if r[:2] == ("docker", "build")]
-    assert len(builds) == 2
-    version = module.project_version()
-    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version)
-    files = set()
-    for build in builds:
-        files.add(build[build.index("--file") + 1])
-        assert f"VERSION={version}" in build
-        assert "GIT_COMMIT=" + "c0ffee" * 6 + "c0ff" in build
-        assert build[-1] == "."
-    assert files == {"docker/Dockerfile", "docker/Dockerfile.cpu"}
+    assert session.runs[-1] == ("python", "docker/e2e.py", *expected)
 
-    one = FakeSession(posargs=["cpu"])
-    module.docker_session(one)
-    assert [r[r.index("--file") + 1] for r in one.runs if r[:2] == ("docker", "build")] == ["docker/Dockerfile.cpu"]
+
+def test_build_commands_carry_version_commit_and_only_the_given_build_args():
+    module = _load_nox_docker()
+    commit = "c0ffee" * 6 + "c0ff"
+    plain = module.build_commands(["cpu", "cuda"], "1.2.3", commit, "https://example.org/x")
+    assert [c[c.index("--file") + 1] for c in plain] == ["docker/Dockerfile.cpu", "docker/Dockerfile"]
+    for command in plain:
+        assert command[:2] == ["docker", "build"] and command[-1] == "."
+        assert "VERSION=1.2.3" in command and f"GIT_COMMIT={commit}" in command
+        # A user's build passes no BASE_IMAGE/TORCH_INDEX_URL: the Dockerfile's pinned defaults apply.
+        assert not any(a.startswith(("BASE_IMAGE=", "TORCH_INDEX_URL=")) for a in command)
+        assert "--network" not in command
+    e2e = module.build_commands(["cpu"], "1.2.3", commit, "u", extra_args={"BASE_IMAGE": "sub/py:3.11"},
+                                network="host")[0]
+    assert e2e[e2e.index("--network") + 1] == "host"
+    assert e2e[e2e.index("BASE_IMAGE=sub/py:3.11") - 1] == "--build-arg"
+    assert e2e[-5:] == ["--tag", "tinyzero-trl:1.2.3-cpu", "--tag", "tinyzero-trl:cpu", "."]
 
 
 def test_nox_helper_version_matches_package():
