@@ -53,7 +53,7 @@ TRAIN_CASES = [
     ("no-data-file", ["data.source=local", "data.path=/no/such.jsonl"], 2, "data path /no/such.jsonl does not exist"),
     ("empty-data", ["data.source=local", "data.path=EMPTY"], 2, "is empty"),
     ("malformed-data", ["data.source=local", "data.path=BAD"], 2, "line 2: not valid JSON"),
-    ("missing-columns", ["data.source=local", "data.path=COLS"], 2, "missing column(s) ['nums', 'target']"),
+    ("missing-columns", ["data.source=local", "data.path=COLS"], 2, "each row needs nums and target"),
     ("unknown-extension", ["data.source=local", "data.path=TXT"], 2, "unknown extension '.txt'"),
     ("bad-template", ["data.template=nope"], 2, "data.template='nope' is not a countdown template"),
     ("zero-train", ["data.num_train=0"], 2, "data.num_train=0: must be at least 1"),
