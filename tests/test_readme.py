@@ -1,0 +1,85 @@
+"""Every command the READMEs show still parses as written, and the ones that run offline (dry runs, list, help)
+run: a renamed flag or a command that exits 2 as documented fails here, not in a user's terminal."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tinyzero_trl.cli import main, parse, subcommands
+
+ROOT = Path(__file__).parents[1]
+DOCS = [ROOT / "README.md", ROOT / "docker" / "README.md", ROOT / "src/tinyzero_trl/accelerate_configs/README.md",
+        *sorted((ROOT / "reproductions").glob("*/README.md"))]
+IMAGE_NAMES = re.compile(r"^(IMAGE|\$IMG|tinyzero-trl:\S+|\$\{?IMAGE\}?)$")
+
+
+def shell_lines(path: Path) -> list[str]:
+    """The commands of a document's ```bash blocks, continuation lines joined, comments dropped."""
+    lines, block, pending = [], False, ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        if raw.strip().startswith("```"):
+            block = raw.strip() in ("```bash", "```sh", "```shell")
+            continue
+        if not block:
+            continue
+        text = pending + raw.strip()
+        if text.endswith("\\"):
+            pending = text[:-1] + " "
+            continue
+        pending = ""
+        if text and not text.startswith("#"):
+            lines.append(text)
+    return lines
+
+
+def cli_commands() -> list[tuple[str, list[str]]]:
+    """(where, argv) of every tinyzero-trl invocation the documents show, direct or through the image."""
+    found = []
+    for doc in DOCS:
+        for line in shell_lines(doc):
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:  # an unbalanced quote in prose-like shell: not a command to check
+                continue
+            for i, word in enumerate(words):
+                direct = word == "tinyzero-trl"
+                through_image = IMAGE_NAMES.match(word) and i + 1 < len(words) and words[i + 1] in subcommands()
+                if direct or through_image:
+                    argv = words[i + 1:]
+                    argv = argv[:next((k for k, w in enumerate(argv) if w in ("|", "&&", ";", ">", "2>&1")),
+                                      len(argv))]
+                    found.append((f"{doc.relative_to(ROOT)}: {line}", argv))
+                    break
+    return found
+
+
+COMMANDS = cli_commands()
+
+
+def test_the_documents_show_commands():
+    assert len(COMMANDS) > 30 and any("--dry-run" in argv for _, argv in COMMANDS)
+
+
+@pytest.mark.parametrize("where, argv", COMMANDS, ids=[w[:90] for w, _ in COMMANDS])
+def test_every_shown_command_parses(where, argv):
+    try:
+        parse(argv)
+    except SystemExit as exit_:
+        pytest.fail(f"{where}\n  does not parse (exit {exit_.code})")
+
+
+RUNNABLE = [(w, a) for w, a in COMMANDS if "--dry-run" in a or a[:1] in (["list"], ["--help"], ["--commands"])]
+
+
+@pytest.mark.parametrize("where, argv", RUNNABLE, ids=[w[:90] for w, _ in RUNNABLE])
+def test_every_shown_dry_run_runs(where, argv, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # nothing a dry run might write lands in the checkout
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 0, f"{where}\n  exits {code}: {capsys.readouterr().err[-500:]}"
