@@ -58,3 +58,23 @@ def test_a_reader_rank_leaves_the_file_alone(tmp_path):
     path.write_text('{"step": 1}\n{"step": 2, "lo')
     MetricsCallback(tmp_path, is_writer=False)
     assert path.read_text().endswith('"lo') and not (tmp_path / "metrics.jsonl.cut").exists()
+
+
+def test_steps_logged_after_the_resume_checkpoint_are_set_aside_and_logged_anew(tmp_path):
+    """A run killed at step 7 with checkpoint-6 resumes at 6: its old line for step 7 came from weights that are
+    gone, so it moves to metrics.jsonl.cut and the resumed run's step 7 is the one in the curve."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(f'{{"step": {s}, "loss": {s}.0}}\n' for s in range(1, 8)))
+    cb = MetricsCallback(tmp_path, resume_step=6)
+    cb.on_log(None, state(7), None, logs={"loss": 0.5})
+    cb.on_train_end(None, state(7), None)
+    rows = read_metrics(path)
+    assert [r["step"] for r in rows] == list(range(1, 8)) and rows[-1]["loss"] == 0.5
+    assert (tmp_path / "metrics.jsonl.cut").read_text() == '{"step": 7, "loss": 7.0}\n'
+
+
+def test_a_start_without_checkpoint_sets_aside_every_earlier_step(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 1.0}\n')
+    MetricsCallback(tmp_path, resume_step=0)
+    assert path.read_text() == "" and (tmp_path / "metrics.jsonl.cut").read_text() == '{"step": 1, "loss": 1.0}\n'

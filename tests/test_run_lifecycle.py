@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tinyzero_trl.errors import UnusableRun
-from tinyzero_trl.run_dir import read_status
+from tinyzero_trl.run_dir import checkpoint_step, latest_checkpoint, read_status
 from tinyzero_trl.verify import load_run
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -48,6 +48,19 @@ def _start_and_wait(cmd, out, steps=3, timeout=240):
     raise AssertionError("training logged too few steps in time")
 
 
+def _resume_point(out):
+    """The checkpoint a resumed run starts from, and the steps logged after it (which it trains again)."""
+    start = checkpoint_step(latest_checkpoint(out))
+    return start, [s for s in _steps(out) if s > start]
+
+
+def _cut_steps(out):
+    cut = out / "metrics.jsonl.cut"
+    return [json.loads(line)["step"] for line in cut.read_text().splitlines()] if cut.is_file() else []
+
+
+# How far a run gets before the signal lands depends on the machine, so each test reads where the run stopped
+# and asks for a couple of steps beyond it.
 def test_sigterm_is_recorded_and_a_rerun_resumes_then_leaves_the_finished_run_alone(tiny_model, tmp_path):
     out = tmp_path / "run"
     cmd = _train_args(tiny_model, out, "training.max_steps=40", "training.save_steps=2")
@@ -62,19 +75,22 @@ def test_sigterm_is_recorded_and_a_rerun_resumes_then_leaves_the_finished_run_al
     with pytest.raises(UnusableRun, match="was interrupted at step .*: interrupted by SIGTERM"):
         load_run(out)
 
-    resumed = subprocess.run(_train_args(tiny_model, out, "training.max_steps=6", "training.save_steps=2"),
+    start, redone = _resume_point(out)
+    target = status["global_step"] + 2
+    resumed = subprocess.run(_train_args(tiny_model, out, f"training.max_steps={target}", "training.save_steps=2"),
                              capture_output=True, text=True, env=ENV, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming from" in resumed.stdout and _steps(out) == [1, 2, 3, 4, 5, 6]
+    assert f"resuming from {out / f'checkpoint-{start}'}" in resumed.stdout
+    assert _steps(out) == list(range(1, target + 1)) and _cut_steps(out) == redone
     assert read_status(out)["status"] == "completed"
 
     before = (_sha(out / "model.safetensors"), (out / "metrics.jsonl").read_text(), read_status(out))
-    again = subprocess.run(_train_args(tiny_model, out, "training.max_steps=6", "training.save_steps=2"),
+    again = subprocess.run(_train_args(tiny_model, out, f"training.max_steps={target}", "training.save_steps=2"),
                            capture_output=True, text=True, env=ENV, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "already holds a completed run (step 6); nothing to do" in again.stdout
+    assert f"already holds a completed run (step {target}); nothing to do" in again.stdout
     assert (_sha(out / "model.safetensors"), (out / "metrics.jsonl").read_text(), read_status(out)) == before
-    assert not (out / "checkpoint-7").exists()
+    assert not (out / f"checkpoint-{target + 1}").exists()
 
 
 def test_sigkill_leaves_a_run_that_reads_as_dead_and_resumes(tiny_model, tmp_path):
@@ -87,10 +103,21 @@ def test_sigkill_leaves_a_run_that_reads_as_dead_and_resumes(tiny_model, tmp_pat
     assert proc.returncode != 0 and read_status(out)["status"] == "running"
     with pytest.raises(UnusableRun, match="died without a word"):
         load_run(out)
-    done = subprocess.run(_train_args(tiny_model, out, "training.max_steps=5", "training.save_steps=2"),
+
+    start, redone = _resume_point(out)
+    assert start >= 2
+    short = subprocess.run(_train_args(tiny_model, out, "training.max_steps=1", "training.save_steps=2"),
+                           capture_output=True, text=True, env=ENV, timeout=600)
+    assert short.returncode == 2, short.stderr[-3000:]
+    assert f"its latest checkpoint (checkpoint-{start}) is already past training.max_steps=1" in short.stderr
+    assert not (out / "metrics.jsonl.cut").exists()  # refused before anything was touched
+
+    target = max(_steps(out)) + 2
+    done = subprocess.run(_train_args(tiny_model, out, f"training.max_steps={target}", "training.save_steps=2"),
                           capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert _steps(out) == [1, 2, 3, 4, 5] and read_status(out)["status"] == "completed"
+    assert _steps(out) == list(range(1, target + 1)) and read_status(out)["status"] == "completed"
+    assert _cut_steps(out) == redone
 
 
 @pytest.fixture

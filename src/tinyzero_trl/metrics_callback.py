@@ -2,7 +2,9 @@
 
 The file is append-only. A process killed in the middle of a write can leave a partial last line; the next
 writer (a resumed run) moves those bytes to ``metrics.jsonl.cut`` before appending, so a new line is never
-glued onto a broken one and nothing is deleted.
+glued onto a broken one. Steps logged after the checkpoint a run resumes from were made by weights that are
+gone; the resumed run trains those steps again, so their old lines move to ``metrics.jsonl.cut`` too and the
+curve describes one run. Nothing is deleted.
 """
 
 from __future__ import annotations
@@ -34,14 +36,40 @@ def repair_partial_line(path: Path) -> int:
     return len(data) - keep
 
 
+def set_aside_steps_after(path: Path, step: int) -> list[int]:
+    """Move the lines of ``path`` for steps after ``step`` to ``PATH.cut``; return those steps."""
+    if not path.is_file():
+        return []
+    keep, cut, moved = [], [], []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
+        try:
+            later = json.loads(line).get("step", 0) > step
+        except (ValueError, AttributeError, TypeError):  # not a step record: leave it for the reader to name
+            later = False
+        if later:
+            cut.append(line)
+            moved.append(json.loads(line)["step"])
+        else:
+            keep.append(line)
+    if not cut:
+        return []
+    with open(path.with_name(path.name + ".cut"), "a", encoding="utf-8") as fh:
+        fh.writelines(cut)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(keep), encoding="utf-8")
+    os.replace(tmp, path)
+    return moved
+
+
 class MetricsCallback(TrainerCallback):
     """Append every logged step (train and eval metrics merged) to ``<output_dir>/metrics.jsonl``.
 
     Logs for one step (train, then eval) are merged and written when the step is over, so each step is one
-    line. Steps already in the file are skipped, so a resumed run never logs a step twice.
+    line. ``resume_step`` is the step training restarts from (the checkpoint's, 0 without one): lines for later
+    steps are set aside, since this run trains them again. Steps still in the file are never logged twice.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, *, is_writer: bool = True):
+    def __init__(self, output_dir: str | os.PathLike, *, is_writer: bool = True, resume_step: int | None = None):
         self.path = Path(output_dir) / METRICS_FILE
         self.pending: dict | None = None
         self.summary: dict = {}
@@ -51,6 +79,12 @@ class MetricsCallback(TrainerCallback):
             if cut:
                 print(f"[tinyzero-trl] {self.path}: set aside a partial last line ({cut} bytes, cut by a crash "
                       f"mid-write) in {self.path.name}.cut")
+            if resume_step is not None:
+                redone = set_aside_steps_after(self.path, resume_step)
+                if redone:
+                    print(f"[tinyzero-trl] {self.path}: steps {redone[0]}-{redone[-1]} were logged after the "
+                          f"step training restarts from ({resume_step}); their lines are set aside in "
+                          f"{self.path.name}.cut and the steps are trained again")
             self.logged_steps = {row["step"] for row in read_metrics(self.path, strict=False)}
 
     def on_log(self, args, state, control, logs=None, **kwargs):

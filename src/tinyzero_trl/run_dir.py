@@ -129,6 +129,11 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> str | None:
     return str(max(steps)[1]) if steps else None
 
 
+def checkpoint_step(checkpoint: str | os.PathLike | None) -> int:
+    """The step a ``checkpoint-N`` folder was saved at; 0 for None (training starts from the beginning)."""
+    return int(Path(checkpoint).name[len("checkpoint-"):]) if checkpoint else 0
+
+
 def set_aside(run_dir: str | os.PathLike) -> Path | None:
     """Move an existing run directory out of the way (``DIR.prev-TIMESTAMP``) for a fresh start; nothing is deleted."""
     run_dir = Path(run_dir)
@@ -216,11 +221,27 @@ def claim(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False) ->
             raise RunDirError(f"{run_dir} holds a run made with other settings ({shown}). Resume it with the same "
                               "settings, extend it with a larger training.max_steps, start over with fresh=true "
                               "(the old run is moved aside), or choose another training.output_dir")
-    if status.get("status") == "completed" and target_reached(status, resolved.get("training") or {},
-                                                              resolved.get("stop_at_step")):
+    training = resolved.get("training") or {}
+    if status.get("status") == "completed" and target_reached(status, training, resolved.get("stop_at_step")):
         return (f"{run_dir} already holds a completed run (step {status.get('global_step')}); nothing to do. "
                 "Pass a larger training.max_steps to extend it, or fresh=true to start over")
+    _refuse_checkpoint_past_target(run_dir, training, resolved.get("stop_at_step"))
     return None
+
+
+def _refuse_checkpoint_past_target(run_dir: Path, training: dict, stop_at_step: int | None) -> None:
+    # Resuming a checkpoint that is already past the last step asked for trains nothing and would call a run of
+    # more steps than requested "completed"; better to say so than to finish at the wrong step.
+    key, target = ("stop_at_step", stop_at_step) if stop_at_step else ("training.max_steps",
+                                                                        training.get("max_steps"))
+    checkpoint = latest_checkpoint(run_dir)
+    if not (isinstance(target, int) and target > 0 and checkpoint):
+        return
+    step = checkpoint_step(checkpoint)
+    if step > target:
+        raise RunDirError(f"{run_dir}: its latest checkpoint ({Path(checkpoint).name}) is already past {key}="
+                          f"{target}; resume with {key} of at least {step}, start over with fresh=true (the old "
+                          "run is moved aside), or choose another training.output_dir")
 
 
 def git_commit() -> str | None:

@@ -23,6 +23,7 @@ from tinyzero_trl.run_dir import (
     ENV_FILE,
     HEARTBEAT_SECONDS,
     check_writable,
+    checkpoint_step,
     claim,
     environment,
     latest_checkpoint,
@@ -119,7 +120,7 @@ def build_trainer(cfg: RunConfig, *, resume: bool = True):
             eval_dataset=splits["test"] if use_eval else None,
             processing_class=processing_class,
             peft_config=peft_config(cfg),
-            callbacks=[MetricsCallback(out, is_writer=state.is_main_process),
+            callbacks=[MetricsCallback(out, is_writer=state.is_main_process, resume_step=checkpoint_step(checkpoint)),
                        *([StopAtStep(cfg.stop_at_step)] if cfg.stop_at_step else [])],
         )
     except NotImplementedError as err:  # trl's server mode on a trainer without CUDA (see vllm_server)
