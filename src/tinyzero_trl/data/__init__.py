@@ -23,7 +23,8 @@ def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0) ->
         template = data.template or "r1-chat"
         return splits.map(lambda ex: format_countdown(ex, processing_class, template=template))
     if data.task == "math":
-        splits = load_math(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test, **common)
+        splits = load_math(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test,
+                           generate=data.generate, **common)
         return splits.map(lambda ex: format_math(ex, data.system_prompt, data.instruction, processing_class))
     if data.task == "multimodal":
         from tinyzero_trl.data.multimodal import load_multimodal  # imported lazily: needs PIL
