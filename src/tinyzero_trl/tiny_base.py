@@ -178,9 +178,8 @@ def tiny_base_path(*, build: bool = True) -> Path:
     With ``build`` (the default) a missing or stale cached build is made now (minutes); without, the path is
     only named (dry runs).
     """
-    if is_complete(PACKAGED_DIR):
-        return PACKAGED_DIR
-    return build_tiny_base(default_cache_dir()) if build else default_cache_dir()
+    return tiny_pretrain.packaged_or_cached(PACKAGED_DIR, default_cache_dir(), recipe_hash(), build_tiny_base,
+                                            build_now=build)
 
 
 def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progress: bool = True) -> Path:

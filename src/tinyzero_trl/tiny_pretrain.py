@@ -59,6 +59,15 @@ def is_complete(out_dir: Path, rhash: str) -> bool:
     return info.get("recipe_hash") == rhash and info.get("weights_sha256") == weights_sha256(Path(out_dir))
 
 
+def packaged_or_cached(packaged: Path, cache: Path, rhash: str, build: Callable[[Path], Path], *,
+                       build_now: bool = True) -> Path:
+    """The packaged build when it is the recipe with hash ``rhash``, else the cached one, built now unless
+    ``build_now`` is False (dry runs only name the path)."""
+    if is_complete(packaged, rhash):
+        return packaged
+    return build(cache) if build_now else cache
+
+
 def make_tokenizer(chars: Sequence[str], added: Sequence[str], *, chat_template: str | None = None):
     """Qwen2 tokenizer over the single characters ``chars`` plus the ``added`` tokens (numbers, markers, words).
 
