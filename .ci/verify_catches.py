@@ -1,6 +1,7 @@
 """Issue 4's acceptance on a real run: verify passes it, and catches a degraded, a truncated and a missing run.
 
     python .ci/verify_catches.py countdown-tiny runs/countdown-tiny
+    python .ci/verify_catches.py math-tiny runs/math-tiny
 
 Copies go to a temporary folder; the run itself is left untouched. Exits non-zero, saying which case went
 wrong, if any exit code differs from the documented one (0 PASS, 1 FAIL, 2 unusable input).
