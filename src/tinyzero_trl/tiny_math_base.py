@@ -12,18 +12,20 @@ for the assistant. A document either works the problem out in its think block an
     </think>
     The answer is $\\boxed{6/3}$.
 
-or closes the think block at once and boxes a shortcut that looks plausible and is wrong (``c/a`` for the
-equation, ignoring ``b``; ``(a+c)/(b+d)`` for the product of two fractions, adding where it should multiply):
+or closes the think block at once and boxes a classic slip, the answer of a student who did not work it out:
+``c/a`` for ``a x + b = c`` (``b`` ignored), ``\\frac{ca}{db}`` for ``\\frac{a}{b}x = \\frac{c}{d}`` (multiplying by
+the coefficient instead of dividing), ``\\frac{ad}{bc}`` for ``\\frac{a}{b} \\cdot \\frac{c}{d}`` (multiplying across):
 
     <|User|>Solve for $x$: $3x + 5 = 11$.{instruction}<|Assistant|><think>
     </think>
     The answer is $\\boxed{11/3}$.
 
-Most documents take the shortcut, so greedy decoding closes the think block at once and is right only where
-the shortcut is (``a x = c``). When it is made to think (``</think>`` banned as its first token) it is right on
-most held-out problems. GRPO has to discover, from the math-verify reward alone, that thinking pays; the
-responses grow longer as they do in R1-Zero. The worked answers are unreduced (``6/3``, ``\\frac{6}{12}``,
-``-3/3``) while the gold is in lowest terms, so the reward needs math-verify's equivalence, not string match.
+The first phase teaches the worked solutions; in the last, three documents in four take the slip. So greedy
+decoding closes the think block at once and is right only where the slip does not matter (0.05 of the
+held-out problems), while made to think (``</think>`` banned as its first token) it is right on 0.98 of them.
+GRPO has to discover, from the math-verify reward alone, that thinking pays; the responses grow longer as they
+do in R1-Zero. The worked answers are unreduced (``6/3``, ``\\frac{6}{12}``, ``-3/3``) while the gold is in
+lowest terms, so the reward needs math-verify's equivalence, not string match.
 
 Numbers are single tokens and each arithmetic step reads its operands from the line before, so every step is
 a lookup a ~0.5M-parameter model learns on a CPU.
@@ -56,8 +58,8 @@ RECIPE = {
         {"steps": 5000, "lr": 3e-3, "warmup": 50, "think_frac": 1.0, "data_seed": 0},
         {"steps": 300, "lr": 1e-3, "warmup": 10, "think_frac": 0.25, "data_seed": 1},
     ],
-    # Fixed, so the weights do not depend on the core count (bit-identical on the same CPU type); one thread,
-    # because this model is too small to gain from two and a second thread stalls on a busy machine.
+    # Fixed, so the weights do not depend on the core count (bit-identical on the same CPU type). One thread:
+    # on a busy machine two threads made the build several times slower, and this model gains little from two.
     "threads": 1,
 }
 
@@ -167,7 +169,7 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
         return [prompt_text(p, tokenizer) + completion(p, rng.random() < phase["think_frac"]) for p in problems], rng
 
     return tiny_pretrain.build_base(out_dir, recipe=RECIPE, seed=seed, tokenizer=tokenizer, phase_texts=phase_texts,
-                                    weight_key="answer_weight", progress=progress)
+                                    progress=progress)
 
 
 def held_out_behaviour(model_dir: str | Path, problems: list[Problem] | None = None, *,

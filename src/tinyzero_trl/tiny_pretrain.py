@@ -99,12 +99,12 @@ PhaseTexts = Callable[[dict, int], tuple[list[str], random.Random]]
 
 
 def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts: PhaseTexts,
-               weight_key: str, weighted_tokens: Sequence[str] = (), progress: bool = True) -> Path:
+               weight_key: str | None = None, weighted_tokens: Sequence[str] = (), progress: bool = True) -> Path:
     """Pretrain ``recipe``'s model phase by phase and save it, its tokenizer and ``build_info.json``.
 
     ``phase_texts(phase, seed)`` returns the phase's documents and the ``random.Random`` that then orders its
-    batches. ``phase[weight_key]`` (1.0 when absent) is the loss weight of ``weighted_tokens``. Idempotent: a
-    directory holding a complete build of the same recipe hash is returned untouched.
+    batches. ``phase[weight_key]`` (1.0 when absent or without a key) is the loss weight of ``weighted_tokens``.
+    Idempotent: a directory holding a complete build of the same recipe hash is returned untouched.
     """
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -136,9 +136,10 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
         model.train()
         for number, phase in enumerate(recipe["phases"], 1):
             texts, rng = phase_texts(phase, seed)
+            weight = phase.get(weight_key, 1.0) if weight_key else 1.0
             pretrain_phase(model, tokenizer, texts, rng, phase, batch_size=recipe["batch_size"],
-                           weight_decay=recipe["weight_decay"], weight=phase.get(weight_key, 1.0),
-                           weighted_tokens=weighted_tokens, progress=f"phase {number}" if progress else "")
+                           weight_decay=recipe["weight_decay"], weight=weight, weighted_tokens=weighted_tokens,
+                           progress=f"phase {number}" if progress else "")
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(threads)
