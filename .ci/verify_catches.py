@@ -2,6 +2,7 @@
 recipe's run (issues 4 and 20).
 
     python .ci/verify_catches.py countdown-tiny runs/countdown-tiny
+    python .ci/verify_catches.py math-tiny runs/math-tiny
 
 Copies go to a temporary folder; the run itself is left untouched. Exits non-zero, saying which case went
 wrong, if any exit code differs from the documented one (0 PASS, 1 FAIL, 2 unusable input).

@@ -30,3 +30,15 @@ def test_a_run_without_some_metric_still_plots(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no matplotlib complaint about an empty legend
         assert plot_curves({"r": path}, tmp_path / "c.png").is_file()
+
+
+def test_panels_follow_the_runs_rewards(tmp_path):
+    from tinyzero_trl.curves import panels
+    from tinyzero_trl.run_dir import run_rewards
+
+    path = run_dir(tmp_path / "countdown")  # no config.yaml: the rewards in the order metrics.jsonl logged them
+    assert run_rewards(path) == ["countdown_equation", "countdown_format"]
+    assert panels(run_rewards(path))[0] == ("rewards/countdown_equation/mean", "training accuracy (equation reward)")
+    (path / "config.yaml").write_text("rewards:\n  math_accuracy: 1.0\n  think_close_format: 1.0\n")
+    assert [m for m, _ in panels(run_rewards(path))] == [
+        "rewards/math_accuracy/mean", "rewards/think_close_format/mean", "completions/mean_length"]

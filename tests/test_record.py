@@ -69,3 +69,21 @@ def test_recording_reuses_a_finished_seed_only_from_the_same_commit(tmp_path, mo
     (run / "env.json").write_bytes(json.dumps({"git_commit": "new"}).encode())
     assert record("countdown-tiny", [0], out_root=str(tmp_path)).name == "expected.json"
     assert written == ["expected.json"]
+
+
+def test_the_judged_curve_is_the_first_reward_of_the_runs_recipe(tmp_path):
+    # math-tiny: math_accuracy is judged, the format reward and the response length are only reported.
+    runs = []
+    for i in range(2):
+        path = tmp_path / f"m{i}"
+        path.mkdir()
+        (path / "config.yaml").write_text("rewards:\n  math_accuracy: 1.0\n  think_close_format: 1.0\n")
+        rows = [{"step": s, "rewards/think_close_format/mean": 1.0, "rewards/math_accuracy/mean": s / 25,
+                 "completions/mean_length": 20 + s} for s in range(1, 21)]
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (path / "summary.json").write_text(json.dumps({"base_accuracy": 0.0, "final_accuracy": 0.9}))
+        runs.append(path)
+    checks = build_expected("math-tiny", runs, every=10, window=5)["checks"]
+    assert [(c.get("metric") or c.get("summary"), c["rule"]) for c in checks] == [
+        ("rewards/math_accuracy/mean", "band"), ("completions/mean_length", "report"),
+        ("rewards/think_close_format/mean", "report"), ("final_accuracy", "at_least"), ("base_accuracy", "report")]

@@ -11,8 +11,8 @@ from tinyzero_trl.recipes import compose
 from tinyzero_trl.reproductions import REQUIRED_FILES, Reproduction, list_reproductions, reproductions_root
 from tinyzero_trl.verify import RULES
 
-SEVEN = ["clevr-2b", "countdown-0.5b", "countdown-1.5b", "countdown-3b", "countdown-3b-instruct", "countdown-tiny",
-         "math-1.5b"]
+ALL = ["clevr-2b", "countdown-0.5b", "countdown-1.5b", "countdown-3b", "countdown-3b-instruct", "countdown-tiny",
+       "math-1.5b", "math-tiny"]
 
 
 def cli(*args):
@@ -21,13 +21,13 @@ def cli(*args):
                           timeout=300, env=env)
 
 
-def test_list_shows_the_seven():
-    assert list_reproductions() == SEVEN
+def test_list_shows_them_all():
+    assert list_reproductions() == ALL
     out = cli("list").stdout
-    assert all(name in out for name in SEVEN)
+    assert all(name in out for name in ALL)
 
 
-@pytest.mark.parametrize("name", SEVEN)
+@pytest.mark.parametrize("name", ALL)
 def test_each_folder_has_its_four_files_and_an_executable_run_sh(name):
     folder = reproductions_root() / name
     for file in REQUIRED_FILES:
@@ -36,7 +36,7 @@ def test_each_folder_has_its_four_files_and_an_executable_run_sh(name):
     Reproduction.load(name)  # config.yaml has only known keys
 
 
-@pytest.mark.parametrize("name", SEVEN)
+@pytest.mark.parametrize("name", ALL)
 def test_every_reference_check_has_a_known_rule_and_a_source(name):
     expected = json.loads((reproductions_root() / name / "expected.json").read_text())
     assert expected["checks"], f"{name}: no checks"
@@ -63,8 +63,9 @@ def test_dry_run_works_offline_and_plans_what_the_folder_pins(name):
     assert lines["GPUs needed "].endswith("(enough)")
 
 
-def test_cpu_reproduction_plan_asks_for_no_gpu():
-    tiny = cli("reproduce", "countdown-tiny", "--dry-run")
+@pytest.mark.parametrize("name", ["countdown-tiny", "math-tiny"])
+def test_cpu_reproduction_plan_asks_for_no_gpu(name):
+    tiny = cli("reproduce", name, "--dry-run")
     assert tiny.returncode == 0, tiny.stderr[-2000:]
     assert "host memory" in tiny.stdout and "GPUs needed" not in tiny.stdout
     assert "GPUs needed" in cli("reproduce", "countdown-3b", "--dry-run").stdout

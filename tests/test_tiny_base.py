@@ -1,11 +1,8 @@
 """The countdown-tiny base model's pretraining documents and its deterministic, cached build."""
 
 import itertools
-import json
 import random
 import re
-
-import pytest
 
 from tinyzero_trl import tiny_base
 from tinyzero_trl.rewards.countdown import countdown_equation_reward
@@ -77,42 +74,3 @@ def test_tokenizer_makes_numbers_and_markers_single_tokens():
     assert tok.decode(ids) == text
     for piece in ("216", "15", "vs", "yes", "no", "</think>"):
         assert len(tok(piece, add_special_tokens=False)["input_ids"]) == 1, piece
-
-
-@pytest.fixture
-def small_recipe(monkeypatch):
-    phase = {"steps": 2, "lr": 1e-3, "warmup": 1, "careful_frac": 0.15, "long_frac": 0.35, "data_seed": 0}
-    phases = [{**phase, "check_weight": 1.0}, {**phase, "check_weight": 10.0, "data_seed": 1}]  # both losses
-    recipe = {**tiny_base.RECIPE, "phases": phases, "batch_size": 4, "hidden_size": 16, "intermediate_size": 32,
-              "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2}
-    monkeypatch.setattr(tiny_base, "RECIPE", recipe)
-    return recipe
-
-
-def test_build_is_deterministic_cached_and_rebuilt_when_the_recipe_changes(tmp_path, small_recipe, monkeypatch):
-    a = tiny_base.build_tiny_base(tmp_path / "a", progress=False)
-    b = tiny_base.build_tiny_base(tmp_path / "b", progress=False)
-    info_a = json.loads((a / "build_info.json").read_text())
-    assert info_a["weights_sha256"] == json.loads((b / "build_info.json").read_text())["weights_sha256"]
-    stamp = (a / "model.safetensors").stat().st_mtime_ns
-    assert tiny_base.build_tiny_base(a, progress=False) == a
-    assert (a / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
-    monkeypatch.setitem(small_recipe, "weight_decay", 0.5)
-    tiny_base.build_tiny_base(a, progress=False)
-    assert json.loads((a / "build_info.json").read_text())["recipe_hash"] != info_a["recipe_hash"]
-
-
-def test_packaged_base_is_the_build_of_the_current_recipe():
-    # Changing RECIPE without rebuilding would silently train a stale model: rebuild it with
-    # `tinyzero-trl tiny-base --out src/tinyzero_trl/assets/countdown-tiny-base`.
-    assert tiny_base.is_complete(tiny_base.PACKAGED_DIR), "packaged countdown-tiny base is stale or missing"
-    assert tiny_base.tiny_base_path(build=False) == tiny_base.PACKAGED_DIR
-    info = json.loads((tiny_base.PACKAGED_DIR / "build_info.json").read_text())
-    assert (tiny_base.PACKAGED_DIR / "model.safetensors").stat().st_size < 5_000_000
-    assert info["recipe"] == tiny_base.RECIPE
-
-
-def test_a_stale_packaged_base_is_not_used(monkeypatch, tmp_path):
-    monkeypatch.setitem(tiny_base.RECIPE, "weight_decay", 0.5)
-    monkeypatch.setenv("TINYZERO_CACHE", str(tmp_path))
-    assert tiny_base.tiny_base_path(build=False) == tmp_path / "countdown-tiny-base"

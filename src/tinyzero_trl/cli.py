@@ -148,19 +148,12 @@ def cmd_tiny_model(args) -> int:
 
 
 def cmd_tiny_base(args) -> int:
-    """Rebuild the countdown-tiny base model and say whether it is bit-identical to the packaged one."""
-    from tinyzero_trl.tiny_base import PACKAGED_DIR, build_tiny_base
+    """Rebuild a tiny base model (--task) and say whether it is bit-identical to the packaged one."""
+    from tinyzero_trl.tiny_pretrain import base_module, compare_with_packaged
 
-    out = build_tiny_base(args.out)
-    built = json.loads((out / "build_info.json").read_text())
-    shipped_path = PACKAGED_DIR / "build_info.json"
-    shipped = json.loads(shipped_path.read_text()) if shipped_path.is_file() else {}
-    same = built["weights_sha256"] == shipped.get("weights_sha256")
-    print(f"{out}: weights sha256 {built['weights_sha256']} ({built['build_seconds']} s)")
-    print(f"packaged ({PACKAGED_DIR}): {shipped.get('weights_sha256', 'none')} -> "
-          f"{'identical' if same else 'DIFFERENT'}")
-    if not same and shipped.get("recipe_hash") == built["recipe_hash"]:
-        print("same recipe, different bits: float kernels differ between CPU types; see build_info.json")
+    module = base_module(args.task)
+    same, lines = compare_with_packaged(module.build_tiny_base(args.out), module.PACKAGED_DIR)
+    print("\n".join(lines))
     return 0 if same or not args.check else 1
 
 
@@ -245,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tiny_model)
 
-    p = sub.add_parser("tiny-base", parents=[common], help="rebuild the countdown-tiny base model offline and compare with the packaged one")
+    p = sub.add_parser("tiny-base", parents=[common], help="rebuild a tiny base model offline and compare with the packaged one")
+    p.add_argument("--task", choices=["countdown", "math"], default="countdown",
+                   help="countdown: countdown-tiny's base (default); math: math-tiny's")
     p.add_argument("--out", required=True, help="directory for the rebuilt model")
     p.add_argument("--check", action="store_true", help="exit 1 unless the rebuild is bit-identical")
     p.set_defaults(func=cmd_tiny_base)

@@ -11,18 +11,24 @@ import json
 from pathlib import Path
 
 from tinyzero_trl.metrics import METRICS_FILE, metric_series, read_metrics, window_mean
+from tinyzero_trl.run_dir import run_rewards
 
-# (metric in metrics.jsonl, panel title). The equation reward is the training accuracy: 1 for a correct equation.
-PANELS = (
-    ("rewards/countdown_equation/mean", "training accuracy (equation reward)"),
-    ("rewards/countdown_format/mean", "format reward"),
-    ("completions/mean_length", "mean response length (tokens)"),
-)
+# How the first panel names a run's accuracy reward (1 for a correct answer): the training accuracy.
+ACCURACY_LABELS = {"countdown_equation": "equation reward", "math_accuracy": "math-verify reward"}
 SMOOTH = 5  # steps per moving average: one step is only a few prompts, too noisy to read alone
 
 
+def panels(rewards: list[str]) -> list[tuple[str, str]]:
+    """(metric in metrics.jsonl, panel title): the first reward (the accuracy), the next (format), the length."""
+    accuracy = rewards[0] if rewards else "accuracy"
+    fmt = rewards[1] if len(rewards) > 1 else "format"
+    return [(f"rewards/{accuracy}/mean", f"training accuracy ({ACCURACY_LABELS.get(accuracy, accuracy + ' reward')})"),
+            (f"rewards/{fmt}/mean", "format reward"),
+            ("completions/mean_length", "mean response length (tokens)")]
+
+
 def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") -> Path:
-    """Draw ``PANELS`` for each run (label -> run directory) into ``path``; return it.
+    """Draw the ``panels`` of the first run's rewards for each run (label -> run directory) into ``path``.
 
     Each run's held-out greedy accuracy before and after training (``summary.json``) is marked on the first
     panel when the run has one, so the training curve and the headline numbers are read together.
@@ -32,7 +38,8 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4), dpi=100)
+    shown = panels(run_rewards(next(iter(runs.values()))) if runs else [])
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), dpi=100)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (label, run_dir) in enumerate(runs.items()):
         run_dir = Path(run_dir)
@@ -40,7 +47,7 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
         summary_path = run_dir / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
         color = colors[k % len(colors)]
-        for ax, (metric, _) in zip(axes, PANELS):
+        for ax, (metric, _) in zip(axes, shown):
             series = metric_series(rows, metric)
             if not series:
                 continue
@@ -53,7 +60,7 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
             axes[0].plot([0, last], [summary["base_accuracy"], summary["final_accuracy"]], "o:", color=color,
                          ms=5, lw=1, label=f"{label}: held-out greedy {summary['base_accuracy']:.2f} -> "
                                           f"{summary['final_accuracy']:.2f}")
-    for ax, (metric, name) in zip(axes, PANELS):
+    for ax, (metric, name) in zip(axes, shown):
         if not ax.lines:  # say so, rather than leave an empty frame that reads like a flat curve
             ax.text(0.5, 0.5, f"{metric}\nnot in {METRICS_FILE}", ha="center", va="center", fontsize=8,
                     transform=ax.transAxes)

@@ -1,12 +1,12 @@
-"""Record a reproduction's reference curve from several seeds of our own runs (countdown-tiny).
+"""Record a reproduction's reference curve from several seeds of our own runs (countdown-tiny, math-tiny).
 
     tinyzero-trl record countdown-tiny --seeds 0 1 2
 
 Each seed runs the full reproduction (`reproduce NAME seed=K`) into ``runs/record/NAME-seedK``; the reference
-points are the seeds' mean at each checkpoint step, and the tolerance band is the seeds' observed range widened
-by two standard deviations of the seeds (at least ``MIN_MARGIN``). The environment that produced the numbers
-goes into ``expected.json`` beside them. Recording refuses a dirty git tree: a reference must name the exact
-code that made it.
+points are the seeds' mean of the run's accuracy reward (the first reward of its recipe) at each checkpoint step,
+and the tolerance band is the seeds' observed range widened by two standard deviations of the seeds (at least
+``MIN_MARGIN``). The environment that produced the numbers goes into ``expected.json`` beside them. Recording
+refuses a dirty git tree: a reference must name the exact code that made it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import subprocess
 from pathlib import Path
 
 from tinyzero_trl.metrics import metric_series, read_metrics, window_mean
-from tinyzero_trl.run_dir import ENV_FILE, environment
+from tinyzero_trl.run_dir import ENV_FILE, environment, run_rewards
 
 MIN_MARGIN = 0.05
-CURVE_METRICS = ("rewards/countdown_equation/mean",)
 
 
 def _dirty(root: Path) -> str:
@@ -40,12 +39,19 @@ def _band(values: list[float]) -> dict:
             "seeds": [round(v, 4) for v in values]}
 
 
-def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, metrics=CURVE_METRICS,
-                   env: dict | None = None) -> dict:
+def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, env: dict | None = None) -> dict:
     """The ``expected.json`` content from finished seed runs (pure: no training here).
 
-    ``env``: the environment that produced the runs (read when the recording started); the current one if None.
+    The first reward of the runs' recipe (their accuracy) is judged by bands; the response length and the other
+    rewards are reported. ``env``: the environment that produced the runs (read when the recording started);
+    the current one if None.
     """
+
+    rewards = run_rewards(run_dirs[0])
+    if not rewards:
+        raise RuntimeError(f"{run_dirs[0]}: no rewards in its config.yaml or metrics.jsonl; nothing to record")
+    metrics = [f"rewards/{rewards[0]}/mean"]
+    reported = ["completions/mean_length", *(f"rewards/{r}/mean" for r in rewards[1:])]
 
     seeds_rows = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
     summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
@@ -60,7 +66,7 @@ def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, 
             values = [window_mean(metric_series(rows, metric), step, window) for rows in seeds_rows]
             points.append({"step": step, **_band(values)})
         checks.append({"metric": metric, "rule": "band", "window": window, "points": points, "source": how})
-    for metric in ("completions/mean_length", "rewards/countdown_format/mean"):
+    for metric in reported:
         checks.append({"metric": metric, "rule": "report", "window": window,
                        "source": f"{how}; shown for the R1-Zero story, not judged"})
     finals = [s["final_accuracy"] for s in summaries]

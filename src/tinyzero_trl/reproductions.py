@@ -52,7 +52,8 @@ class Reproduction:
     num_processes: int = 1
     hardware: str = ""
     cpu: bool = False  # a CPU reproduction (countdown-tiny); GPU ones refuse to start without CUDA
-    tiny_base: bool = False  # start from the countdown-tiny base model (packaged; rebuilt offline if stale)
+    # Start from a packaged tiny base model (rebuilt offline if stale): true or "countdown" (countdown-tiny's), "math".
+    tiny_base: bool | str = False
     image: str = ""
     vllm_mode: str | None = None
     evaluate: dict | None = None  # arguments of evaluate.evaluate for base/final accuracy
@@ -127,10 +128,11 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     extra = list(extra or [])
     start = time.time()  # wall_seconds counts everything a user waits for, the tiny base build included
     if repro.tiny_base:
-        from tinyzero_trl.tiny_base import tiny_base_path
+        from tinyzero_trl.tiny_pretrain import base_module
 
         # Resolved before the plan so the dry run names the real path; a dry run builds nothing.
-        extra = [f"model.name_or_path={tiny_base_path(build=not dry_run)}", *extra]
+        module = base_module("countdown" if repro.tiny_base is True else repro.tiny_base)
+        extra = [f"model.name_or_path={module.tiny_base_path(build=not dry_run)}", *extra]
     prepared = repro.prepare(out, extra, num_processes)
     print(launch.render(prepared, repro.header(out), sized_for_cpu=repro.cpu), flush=True)
     if dry_run:

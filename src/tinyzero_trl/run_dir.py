@@ -287,3 +287,27 @@ def environment() -> dict:
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def run_rewards(run_dir: str | os.PathLike) -> list[str]:
+    """The names of the rewards a run trained with, in its recipe's order (the first is the task's accuracy).
+
+    Read from the run's ``config.yaml``; a run directory without one (an older run, a hand-made copy) gives the
+    reward names in the order ``metrics.jsonl`` logged them (TRL logs them in the order of the reward functions).
+    """
+    import yaml
+
+    run_dir = Path(run_dir)
+    config = run_dir / CONFIG_FILE
+    if config.is_file():
+        rewards = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("rewards") or {}
+        if rewards:
+            return list(rewards)
+    from tinyzero_trl.metrics import METRICS_FILE, read_metrics
+
+    names: list[str] = []
+    rows = read_metrics(run_dir / METRICS_FILE, strict=False) if (run_dir / METRICS_FILE).is_file() else []
+    for key in (rows[0] if rows else {}):
+        if key.startswith("rewards/") and key.endswith("/mean") and key[8:-5] not in names:
+            names.append(key[8:-5])
+    return names

@@ -23,23 +23,20 @@ the end and answers the last line, right only by chance: 0.10 of the held-out ta
 first "yes" would make it right on 0.865 (measured by forcing that stop): GRPO has to discover that from the
 exact-equation reward alone.
 
-Numbers are single tokens (0..216), so every arithmetic step is a lookup; this is what lets a ~0.5M-parameter
+Numbers are single tokens (0..216), so every arithmetic step is a lookup; this is what lets a 0.61M-parameter
 model learn the pieces on a CPU (about 40 minutes on 2 cores; the build ships with the package).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
 import random
-import time
 from pathlib import Path
+
+from tinyzero_trl import tiny_pretrain
 
 RECIPE = {
     "version": 3,
-    # Model: Qwen2 architecture, ~0.5M parameters (~2 MB fp32).
+    # Model: Qwen2 architecture, 614,400 parameters (2.5 MB fp32).
     "hidden_size": 96,
     "intermediate_size": 384,
     "num_hidden_layers": 4,
@@ -85,7 +82,6 @@ RECIPE = {
     "threads": 2,  # fixed, so the weights do not depend on the core count (bit-identical on the same machine)
 }
 
-SPECIAL = ["<pad>", "<eos>"]
 MARKERS = ["<think>", "</think>", "<answer>", "</answer>", "vs", "yes", "no"]
 CHARS = list("+-*/()= \n")
 # Search order over the three numbers: which pair is combined first (indices into the prompt's numbers).
@@ -96,45 +92,23 @@ PAIRS = ((0, 1), (0, 2), (1, 2))
 # build_info.json says how it was made (phase by phase); `tinyzero-trl tiny-base --out DIR --check` rebuilds it
 # in one go and says whether the bits match. It did for the five phases of version 2 and for the six of version 3
 # (2026-11-24: identical sha256 each time, 33 and 39 min on 2 cores).
-PACKAGED_DIR = Path(__file__).resolve().parent / "assets" / "countdown-tiny-base"
+PACKAGED_DIR = tiny_pretrain.ASSETS / "countdown-tiny-base"
 
 
 def default_cache_dir() -> Path:
     """Where the base model is cached: ``$TINYZERO_CACHE`` or ``~/.cache/tinyzero-trl``, plus the model name."""
-    root = os.environ.get("TINYZERO_CACHE") or Path.home() / ".cache" / "tinyzero-trl"
-    return Path(root) / "countdown-tiny-base"
+    return tiny_pretrain.cache_dir("countdown-tiny-base")
 
 
 def recipe_hash(recipe: dict | None = None, seed: int = 0) -> str:
     """Short hash of a recipe (the current ``RECIPE`` by default, read at call time) and seed."""
-    blob = json.dumps({"recipe": RECIPE if recipe is None else recipe, "seed": seed}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return tiny_pretrain.recipe_hash(RECIPE if recipe is None else recipe, seed)
 
 
 def build_tokenizer(max_int: int = RECIPE["max_int_token"]):
-    """Qwen2 tokenizer whose integers 0..max_int are single tokens, plus operators, space, newline, markers.
-
-    It is a ``Qwen2Tokenizer`` (byte-level BPE, no merges) because ``AutoTokenizer`` forces that class on any
-    ``qwen2`` checkpoint and would rebuild a custom pipeline as Qwen2's. Integers >= 10 are added tokens, which
-    are matched (longest first) before Qwen2's digit-by-digit split, so "15" is one token, not "1" "5".
-    """
-    from transformers import Qwen2Tokenizer
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    byte_char = bytes_to_unicode()
-    base = SPECIAL + [byte_char[ord(c)] for c in CHARS + list("0123456789")]
-    tok = Qwen2Tokenizer(
-        vocab={t: i for i, t in enumerate(base)},
-        merges=[],
-        unk_token=None,
-        eos_token="<eos>",
-        pad_token="<pad>",
-    )
-    # Markers are ordinary (non-special) tokens: TRL decodes completions with skip_special_tokens=True and the
-    # reward must still see <answer>.
-    tok.add_tokens([str(n) for n in range(10, max_int + 1)] + MARKERS)
-    tok.padding_side = "left"
-    return tok
+    """Qwen2 tokenizer whose integers 0..max_int are single tokens, plus operators, space, newline, markers."""
+    numbers = [str(n) for n in range(10, max_int + 1)]
+    return tiny_pretrain.make_tokenizer(CHARS + list("0123456789"), numbers + MARKERS)
 
 
 def candidates(nums: list[int]) -> list[tuple[str, str, int]]:
@@ -195,13 +169,7 @@ def document(nums: list[int], target: int, rng: random.Random, careful_frac: flo
 
 def is_complete(out_dir: Path, rhash: str | None = None) -> bool:
     """Whether ``out_dir`` holds an intact build of the current recipe (hash and weights checksum match)."""
-    info_path = Path(out_dir) / "build_info.json"
-    if not info_path.is_file() or not (Path(out_dir) / "model.safetensors").is_file():
-        return False
-    info = json.loads(info_path.read_text())
-    return info.get("recipe_hash") == (rhash or recipe_hash()) and info.get("weights_sha256") == _weights_sha256(
-        Path(out_dir)
-    )
+    return tiny_pretrain.is_complete(Path(out_dir), rhash or recipe_hash())
 
 
 def tiny_base_path(*, build: bool = True) -> Path:
@@ -210,13 +178,8 @@ def tiny_base_path(*, build: bool = True) -> Path:
     With ``build`` (the default) a missing or stale cached build is made now (minutes); without, the path is
     only named (dry runs).
     """
-    if is_complete(PACKAGED_DIR):
-        return PACKAGED_DIR
-    return build_tiny_base(default_cache_dir()) if build else default_cache_dir()
-
-
-def _weights_sha256(out_dir: Path) -> str:
-    return hashlib.sha256((out_dir / "model.safetensors").read_bytes()).hexdigest()
+    return tiny_pretrain.packaged_or_cached(PACKAGED_DIR, default_cache_dir(), recipe_hash(), build_tiny_base,
+                                            build_now=build)
 
 
 def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progress: bool = True) -> Path:
@@ -224,66 +187,16 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
 
     Idempotent: a directory holding a complete build with the same recipe hash is returned untouched.
     """
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     out_dir = Path(out_dir) if out_dir is not None else default_cache_dir()
-    rhash = recipe_hash(RECIPE, seed)
-    info_path = out_dir / "build_info.json"
-    if is_complete(out_dir, rhash):
-        return out_dir
-
-    start = time.time()
-    tokenizer = build_tokenizer()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(RECIPE["threads"])
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    try:
-        config = Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=RECIPE["hidden_size"],
-            intermediate_size=RECIPE["intermediate_size"],
-            num_hidden_layers=RECIPE["num_hidden_layers"],
-            num_attention_heads=RECIPE["num_attention_heads"],
-            num_key_value_heads=RECIPE["num_key_value_heads"],
-            max_position_embeddings=RECIPE["max_position_embeddings"],
-            tie_word_embeddings=True,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=tokenizer.eos_token_id,
-        )
-        model = Qwen2ForCausalLM(config)
-        model.train()
-        for number, phase in enumerate(RECIPE["phases"], 1):
-            _pretrain(model, tokenizer, phase, seed, progress=f"phase {number}" if progress else "")
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.set_num_threads(threads)
-
-    model.eval()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    info = {
-        "recipe": RECIPE,
-        "seed": seed,
-        "recipe_hash": rhash,
-        "weights_sha256": _weights_sha256(out_dir),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "build_seconds": round(time.time() - start, 1),
-        "torch_threads": RECIPE["threads"],
-    }
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
-    return out_dir
+    # The yes/no verdict is 1 token in 18 and the hardest to learn (an equality of two numbers); without
+    # weighting it up (a phase's check_weight), 1,400 steps left the base answering "no" to 91% of its hits.
+    return tiny_pretrain.build_base(out_dir, recipe=RECIPE, seed=seed, tokenizer=build_tokenizer(),
+                                    phase_texts=_phase_texts, weight_key="check_weight",
+                                    weighted_tokens=["yes", "no"], progress=progress)
 
 
-def _pretrain(model, tokenizer, phase: dict, seed: int, progress: str) -> None:
-    """One phase of next-token training on synthetic search documents, length-bucketed to waste little padding."""
-    import torch
-
+def _phase_texts(phase: dict, seed: int) -> tuple[list[str], random.Random]:
+    """One phase's pretraining documents (training-split tasks only) and the rng that goes on to order them."""
     from tinyzero_trl.data.countdown import generate_countdown, is_heldout
 
     steps, bsz = phase["steps"], RECIPE["batch_size"]
@@ -292,54 +205,5 @@ def _pretrain(model, tokenizer, phase: dict, seed: int, progress: str) -> None:
     tasks = generate_countdown(int(steps * bsz * 1.25), seed=10_000 + data_seed, **RECIPE["task"])
     pairs = [(n, t) for n, t in zip(tasks["nums"], tasks["target"], strict=True) if not is_heldout(n, t)]
     rng = random.Random(data_seed)
-    eos = tokenizer.eos_token
     mix = {"careful_frac": phase["careful_frac"], "long_frac": phase["long_frac"]}
-    texts = [document(n, t, rng, **mix) + eos for n, t in pairs[: steps * bsz]]
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    # Bucket by length within chunks of 16 batches, then shuffle the batch order: similar lengths per batch.
-    batches = []
-    chunk = 16 * bsz
-    for lo in range(0, len(ids), chunk):
-        part = sorted(ids[lo : lo + chunk], key=len)
-        group = [part[k : k + bsz] for k in range(0, len(part), bsz)]
-        rng.shuffle(group)
-        batches.extend(group)
-
-    opt = torch.optim.AdamW(model.parameters(), lr=phase["lr"], weight_decay=RECIPE["weight_decay"])
-    warm = phase["warmup"]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-    )
-    pad = tokenizer.pad_token_id
-    verdict_ids = torch.tensor(tokenizer.convert_tokens_to_ids(["yes", "no"]))
-    t0 = time.time()
-    for step, batch in enumerate(batches[:steps]):
-        width = max(len(x) for x in batch)
-        inp = torch.full((len(batch), width), pad, dtype=torch.long)
-        for r, seq in enumerate(batch):
-            inp[r, : len(seq)] = torch.tensor(seq)
-        mask = inp != pad
-        labels = inp.masked_fill(~mask, -100)
-        if phase["check_weight"] == 1.0:
-            loss = model(input_ids=inp, attention_mask=mask.long(), labels=labels).loss
-        else:
-            # The yes/no verdict is 1 token in 18 and the hardest to learn (an equality of two numbers); without
-            # weighting it up, 1,400 steps left the base answering "no" to 91% of its hits.
-            logits = model(input_ids=inp, attention_mask=mask.long()).logits[:, :-1]
-            target_ids = labels[:, 1:]
-            token_loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), target_ids.reshape(-1), ignore_index=-100, reduction="none"
-            ).view_as(target_ids)
-            weight = torch.where(torch.isin(target_ids, verdict_ids), phase["check_weight"], 1.0)
-            weight = weight * (target_ids != -100)
-            loss = (token_loss * weight).sum() / weight.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if progress and (step % 100 == 0 or step == steps - 1):
-            print(
-                f"[tiny-base] {progress}: step {step + 1}/{steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
-                flush=True,
-            )
+    return [document(n, t, rng, **mix) for n, t in pairs[: steps * bsz]], rng

@@ -24,9 +24,10 @@ def load_task_data(data: DataConfig, processing_class=None, *, seed: int = 0) ->
         return splits.map(lambda ex: format_countdown(ex, processing_class, template=template))
     if data.task == "math":
         if data.test_split is not None:
-            raise DataError("data.test_split is not used by the math task: its test set is MATH-500 (hub) or the "
-                            "last rows of the local file; unset it")
-        splits = load_math(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test, **common)
+            raise DataError("data.test_split is not used by the math task: its test set is MATH-500 (hub), the "
+                            "last rows of the local file, or generated; unset it")
+        splits = load_math(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test,
+                           generate=data.generate, **common)
         return splits.map(lambda ex: format_math(ex, data.system_prompt, data.instruction, processing_class,
                                                  template=data.template))
     if data.task == "multimodal":

@@ -52,8 +52,10 @@ def load_math(
     revision: str | None = None,
     num_train: int | None = None,
     num_test: int | None = None,
+    generate: dict | None = None,
 ) -> datasets.DatasetDict:
-    """Return ``{"train", "test"}``: a MATH training split and MATH-500 (hub) or a local file split in two."""
+    """Return ``{"train", "test"}``: a MATH training split and MATH-500 (hub), a local file split in two, or
+    generated problems (``generate``: arguments of ``math_synthetic.generate_math``, the math-tiny miniature)."""
     if source == "hub":
         train = load_hub(name, split="train", revision=revision)
         test = load_hub(test_name, split="test")
@@ -68,8 +70,13 @@ def load_math(
         n_test = num_test if num_test is not None else max(1, len(full) // 10)
         n_test = min(n_test, len(full) // 2)
         train, test = full.select(range(len(full) - n_test)), full.select(range(len(full) - n_test, len(full)))
+    elif source == "generate":
+        from tinyzero_trl.data.math_synthetic import generate_math
+
+        sizes = {k: v for k, v in {"num_train": num_train, "num_test": num_test}.items() if v is not None}
+        train, test = generate_math(**sizes, **(generate or {}))
     else:
-        raise DataError(f"data.source={source!r} is not available for math; use hub or local")
+        raise DataError(f"data.source={source!r} is not available for math; use hub, local or generate")
     train, test = _with_solution(train, path or name), _with_solution(test, path or test_name)
     if num_train is not None:
         train = train.select(range(min(num_train, len(train))))
