@@ -42,3 +42,35 @@ def test_panels_follow_the_runs_rewards(tmp_path):
     (path / "config.yaml").write_text("rewards:\n  math_accuracy: 1.0\n  think_close_format: 1.0\n")
     assert [m for m, _ in panels(run_rewards(path))] == [
         "rewards/math_accuracy/mean", "rewards/think_close_format/mean", "completions/mean_length"]
+
+
+def _drawn(monkeypatch, runs, tmp_path):
+    """The figure plot_curves saves, kept for inspection instead of read back from pixels."""
+    import matplotlib.figure
+
+    saved = []
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kw: (saved.append(fig),
+                                                                                       real(fig, path, **kw)))
+    plot_curves(runs, tmp_path / "c.png")
+    return saved[0]
+
+
+def test_the_figure_draws_the_logged_values_and_the_held_out_accuracies(tmp_path, monkeypatch):
+    fig = _drawn(monkeypatch, {"seed 0": run_dir(tmp_path / "a")}, tmp_path)
+    accuracy, fmt, length = fig.axes
+    raw, smooth, held_out = accuracy.lines
+    assert list(raw.get_xdata()) == list(range(1, 21)) and list(raw.get_ydata()) == [s / 20 for s in range(1, 21)]
+    assert smooth.get_ydata()[-1] == sum(s / 20 for s in range(16, 21)) / 5  # the last 5 steps' mean
+    assert list(held_out.get_ydata()) == [0.2, 0.7] and "0.20 -> 0.70" in held_out.get_label()
+    assert list(length.lines[0].get_ydata())[:2] == [99, 98] and set(fmt.lines[0].get_ydata()) == {0.9}
+
+
+def test_a_run_that_logged_one_step_is_drawn_as_a_point(tmp_path, monkeypatch):
+    path = tmp_path / "one"
+    path.mkdir()
+    (path / "metrics.jsonl").write_text(json.dumps({"step": 1, "rewards/countdown_equation/mean": 0.5}) + "\n")
+    fig = _drawn(monkeypatch, {"one": path}, tmp_path)
+    smooth = fig.axes[0].lines[1]
+    assert smooth.get_marker() == "o" and list(smooth.get_ydata()) == [0.5]
+    assert "completions/mean_length\nnot in metrics.jsonl" in [t.get_text() for t in fig.axes[2].texts]
