@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE,
                         help=f"work folder: substitute base, runs, report (default {DEFAULT_STATE})")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="the runs folder mounted at /runs (default STATE/runs); kept after the checks, so the "
+                             "host can verify the container's run again (CI does)")
     parser.add_argument("--start-engine", action="store_true",
                         help="start a private dockerd when no engine answers (stopped at the end)")
     parser.add_argument("--no-reproduce", action="store_true", help="skip the ~5 minute reproduction")
@@ -165,7 +168,7 @@ def cpu_image(args, report: dict) -> None:
         report["image_size_bytes"] = image_size(image)
         log(f"built {image} in {seconds:.0f} s, {report['image_size_bytes'] / 1e9:.2f} GB (load {load()})")
 
-        runner = checks.Runner(image, args.state / "runs", log=log)
+        runner = checks.Runner(image, args.runs or args.state / "runs", log=log)
         runner.quick_checks(host_commands=checks.host_subcommands(ROOT))
         if not args.no_reproduce:
             runner.end_to_end("countdown-tiny")
