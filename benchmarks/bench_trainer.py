@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-STEPS = 8
+STEPS = 16
 WARMUP = 2
 OVERRIDES = ["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", "data.source=generate", "data.num_train=64",
              f"training.max_steps={STEPS}", f"training.save_steps={STEPS}", "training.beta=0.0"]
@@ -72,7 +72,7 @@ def run(quick: bool = False) -> dict:
     from tinyzero_trl.tiny_model import build_tiny_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    rounds = 1 if quick else 3
+    rounds = 1 if quick else 5
     with tempfile.TemporaryDirectory() as tmp:
         model = str(build_tiny_model("qwen2", Path(tmp) / "model"))
         a_times, b_times = [], []
