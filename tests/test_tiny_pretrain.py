@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tinyzero_trl import tiny_base, tiny_math_base
-from tinyzero_trl.tiny_pretrain import base_module
+from tinyzero_trl.tiny_pretrain import base_module, is_complete, recipe_hash, tiny_base_path
 
 BASES = {"countdown": tiny_base, "math": tiny_math_base}
 
@@ -27,7 +27,7 @@ def test_build_is_deterministic_cached_and_rebuilt_when_the_recipe_changes(tmp_p
     b = small.build_tiny_base(tmp_path / "b", progress=False)
     info_a = json.loads((a / "build_info.json").read_text())
     assert info_a["weights_sha256"] == json.loads((b / "build_info.json").read_text())["weights_sha256"]
-    assert info_a["recipe_hash"] == small.recipe_hash()
+    assert info_a["recipe_hash"] == recipe_hash(small.RECIPE)
     stamp = (a / "model.safetensors").stat().st_mtime_ns
     assert small.build_tiny_base(a, progress=False) == a
     assert (a / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
@@ -42,8 +42,8 @@ def test_packaged_base_is_the_build_of_the_current_recipe(task):
     # `tinyzero-trl tiny-base --task TASK --out src/tinyzero_trl/assets/NAME-tiny-base`.
     module = base_module(task)
     assert module is BASES[task]
-    assert module.is_complete(module.PACKAGED_DIR), f"packaged {task} tiny base is stale or missing"
-    assert module.tiny_base_path(build=False) == module.PACKAGED_DIR
+    assert is_complete(module.PACKAGED_DIR, recipe_hash(module.RECIPE)), f"packaged {task} tiny base is stale"
+    assert tiny_base_path(task, build=False) == module.PACKAGED_DIR
     info = json.loads((module.PACKAGED_DIR / "build_info.json").read_text())
     assert (module.PACKAGED_DIR / "model.safetensors").stat().st_size < 5_000_000
     assert info["recipe"] == module.RECIPE
@@ -54,7 +54,7 @@ def test_a_stale_packaged_base_is_not_used(task, monkeypatch, tmp_path):
     module = BASES[task]
     monkeypatch.setitem(module.RECIPE, "weight_decay", 0.5)
     monkeypatch.setenv("TINYZERO_CACHE", str(tmp_path))
-    assert module.tiny_base_path(build=False) == tmp_path / module.PACKAGED_DIR.name
+    assert tiny_base_path(task, build=False) == tmp_path / module.PACKAGED_DIR.name
 
 
 def test_an_unknown_task_names_the_known_ones():

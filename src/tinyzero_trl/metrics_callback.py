@@ -36,19 +36,24 @@ def repair_partial_line(path: Path) -> int:
     return len(data) - keep
 
 
+def _step_of(line: str):
+    try:
+        step = json.loads(line).get("step")
+    except (ValueError, AttributeError):  # not a step record: left in place for the reader to name
+        return None
+    return step if type(step) is int else None
+
+
 def set_aside_steps_after(path: Path, step: int) -> list[int]:
     """Move the lines of ``path`` for steps after ``step`` to ``PATH.cut``; return those steps."""
     if not path.is_file():
         return []
     keep, cut, moved = [], [], []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
-        try:
-            later = json.loads(line).get("step", 0) > step
-        except (ValueError, AttributeError, TypeError):  # not a step record: leave it for the reader to name
-            later = False
-        if later:
+        logged = _step_of(line)
+        if logged is not None and logged > step:
             cut.append(line)
-            moved.append(json.loads(line)["step"])
+            moved.append(logged)
         else:
             keep.append(line)
     if not cut:

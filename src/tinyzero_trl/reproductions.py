@@ -128,11 +128,11 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     extra = list(extra or [])
     start = time.time()  # wall_seconds counts everything a user waits for, the tiny base build included
     if repro.tiny_base:
-        from tinyzero_trl.tiny_pretrain import base_module
+        from tinyzero_trl.tiny_pretrain import tiny_base_path
 
         # Resolved before the plan so the dry run names the real path; a dry run builds nothing.
-        module = base_module("countdown" if repro.tiny_base is True else repro.tiny_base)
-        extra = [f"model.name_or_path={module.tiny_base_path(build=not dry_run)}", *extra]
+        base = tiny_base_path("countdown" if repro.tiny_base is True else repro.tiny_base, build=not dry_run)
+        extra = [f"model.name_or_path={base}", *extra]
     prepared = repro.prepare(out, extra, num_processes)
     print(launch.render(prepared, repro.header(out), sized_for_cpu=repro.cpu), flush=True)
     if dry_run:

@@ -206,7 +206,8 @@ def claim(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False) ->
     saved = run_dir / CONFIG_FILE
     # Only a run that trained (a checkpoint, a logged step) pins its settings: one that failed before its first
     # step, say on a wrong data path, is simply started again with the corrected ones.
-    started = latest_checkpoint(run_dir) is not None or (run_dir / "metrics.jsonl").is_file()
+    checkpoint = latest_checkpoint(run_dir)
+    started = checkpoint is not None or (run_dir / "metrics.jsonl").is_file()
     if saved.is_file() and started:
         import yaml
 
@@ -225,16 +226,16 @@ def claim(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False) ->
     if status.get("status") == "completed" and target_reached(status, training, resolved.get("stop_at_step")):
         return (f"{run_dir} already holds a completed run (step {status.get('global_step')}); nothing to do. "
                 "Pass a larger training.max_steps to extend it, or fresh=true to start over")
-    _refuse_checkpoint_past_target(run_dir, training, resolved.get("stop_at_step"))
+    _refuse_checkpoint_past_target(run_dir, checkpoint, training, resolved.get("stop_at_step"))
     return None
 
 
-def _refuse_checkpoint_past_target(run_dir: Path, training: dict, stop_at_step: int | None) -> None:
+def _refuse_checkpoint_past_target(run_dir: Path, checkpoint: str | None, training: dict,
+                                   stop_at_step: int | None) -> None:
     # Resuming a checkpoint that is already past the last step asked for trains nothing and would call a run of
     # more steps than requested "completed"; better to say so than to finish at the wrong step.
     key, target = ("stop_at_step", stop_at_step) if stop_at_step else ("training.max_steps",
                                                                         training.get("max_steps"))
-    checkpoint = latest_checkpoint(run_dir)
     if not (isinstance(target, int) and target > 0 and checkpoint):
         return
     step = checkpoint_step(checkpoint)

@@ -95,14 +95,8 @@ PAIRS = ((0, 1), (0, 2), (1, 2))
 PACKAGED_DIR = tiny_pretrain.ASSETS / "countdown-tiny-base"
 
 
-def default_cache_dir() -> Path:
-    """Where the base model is cached: ``$TINYZERO_CACHE`` or ``~/.cache/tinyzero-trl``, plus the model name."""
-    return tiny_pretrain.cache_dir("countdown-tiny-base")
 
 
-def recipe_hash(recipe: dict | None = None, seed: int = 0) -> str:
-    """Short hash of a recipe (the current ``RECIPE`` by default, read at call time) and seed."""
-    return tiny_pretrain.recipe_hash(RECIPE if recipe is None else recipe, seed)
 
 
 def build_tokenizer(max_int: int = RECIPE["max_int_token"]):
@@ -167,19 +161,8 @@ def document(nums: list[int], target: int, rng: random.Random, careful_frac: flo
     return countdown_prompt(nums, target, template="tiny") + f"{think}\n</think>\n<answer>{answer}</answer>"
 
 
-def is_complete(out_dir: Path, rhash: str | None = None) -> bool:
-    """Whether ``out_dir`` holds an intact build of the current recipe (hash and weights checksum match)."""
-    return tiny_pretrain.is_complete(Path(out_dir), rhash or recipe_hash())
 
 
-def tiny_base_path(*, build: bool = True) -> Path:
-    """The base model to train: the packaged build when it matches ``RECIPE``, else the cached build.
-
-    With ``build`` (the default) a missing or stale cached build is made now (minutes); without, the path is
-    only named (dry runs).
-    """
-    return tiny_pretrain.packaged_or_cached(PACKAGED_DIR, default_cache_dir(), recipe_hash(), build_tiny_base,
-                                            build_now=build)
 
 
 def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progress: bool = True) -> Path:
@@ -187,7 +170,7 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
 
     Idempotent: a directory holding a complete build with the same recipe hash is returned untouched.
     """
-    out_dir = Path(out_dir) if out_dir is not None else default_cache_dir()
+    out_dir = Path(out_dir) if out_dir is not None else tiny_pretrain.cache_dir(PACKAGED_DIR.name)
     # The yes/no verdict is 1 token in 18 and the hardest to learn (an equality of two numbers); without
     # weighting it up (a phase's check_weight), 1,400 steps left the base answering "no" to 91% of its hits.
     return tiny_pretrain.build_base(out_dir, recipe=RECIPE, seed=seed, tokenizer=build_tokenizer(),

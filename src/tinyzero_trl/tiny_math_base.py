@@ -84,14 +84,8 @@ CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
 PACKAGED_DIR = tiny_pretrain.ASSETS / "math-tiny-base"
 
 
-def default_cache_dir() -> Path:
-    """Where a rebuilt base is cached when the packaged one is stale: ``$TINYZERO_CACHE/math-tiny-base``."""
-    return tiny_pretrain.cache_dir("math-tiny-base")
 
 
-def recipe_hash(recipe: dict | None = None, seed: int = 0) -> str:
-    """Short hash of a recipe (the current ``RECIPE`` by default, read at call time) and seed."""
-    return tiny_pretrain.recipe_hash(RECIPE if recipe is None else recipe, seed)
 
 
 def build_tokenizer(max_int: int = RECIPE["max_int_token"]):
@@ -141,24 +135,13 @@ def prompt_text(p: Problem, tokenizer) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def is_complete(out_dir: Path, rhash: str | None = None) -> bool:
-    """Whether ``out_dir`` holds an intact build of the current recipe (hash and weights checksum match)."""
-    return tiny_pretrain.is_complete(Path(out_dir), rhash or recipe_hash())
 
 
-def tiny_base_path(*, build: bool = True) -> Path:
-    """The base model to train: the packaged build when it matches ``RECIPE``, else the cached build.
-
-    With ``build`` (the default) a missing or stale cached build is made now (minutes); without, the path is
-    only named (dry runs).
-    """
-    return tiny_pretrain.packaged_or_cached(PACKAGED_DIR, default_cache_dir(), recipe_hash(), build_tiny_base,
-                                            build_now=build)
 
 
 def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progress: bool = True) -> Path:
     """Build (or reuse) the math-tiny base model and tokenizer in ``out_dir``; return the directory."""
-    out_dir = Path(out_dir) if out_dir is not None else default_cache_dir()
+    out_dir = Path(out_dir) if out_dir is not None else tiny_pretrain.cache_dir(PACKAGED_DIR.name)
     tokenizer = build_tokenizer()
 
     def phase_texts(phase: dict, seed: int) -> tuple[list[str], random.Random]:

@@ -59,13 +59,15 @@ def is_complete(out_dir: Path, rhash: str) -> bool:
     return info.get("recipe_hash") == rhash and info.get("weights_sha256") == weights_sha256(Path(out_dir))
 
 
-def packaged_or_cached(packaged: Path, cache: Path, rhash: str, build: Callable[[Path], Path], *,
-                       build_now: bool = True) -> Path:
-    """The packaged build when it is the recipe with hash ``rhash``, else the cached one, built now unless
-    ``build_now`` is False (dry runs only name the path)."""
-    if is_complete(packaged, rhash):
-        return packaged
-    return build(cache) if build_now else cache
+def tiny_base_path(task: str, *, build: bool = True) -> Path:
+    """The base model ``task``'s miniature trains: the packaged build when it is the build of the module's
+    current ``RECIPE``, else the cached build (``cache_dir``), made now unless ``build`` is False (dry runs only
+    name the path)."""
+    module = base_module(task)
+    if is_complete(module.PACKAGED_DIR, recipe_hash(module.RECIPE)):
+        return module.PACKAGED_DIR
+    cache = cache_dir(module.PACKAGED_DIR.name)
+    return module.build_tiny_base(cache) if build else cache
 
 
 def make_tokenizer(chars: Sequence[str], added: Sequence[str], *, chat_template: str | None = None):
