@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -59,12 +60,18 @@ def read_status(run_dir: str | os.PathLike) -> dict:
     return read_json(Path(run_dir) / RUN_FILE)
 
 
+# The trainer's heartbeat thread and its main thread both update run.json: one read-modify-write at a time, or
+# one thread's fields are lost and the two race for the same temp file.
+_STATUS_LOCK = threading.Lock()
+
+
 def update_status(run_dir: str | os.PathLike, **fields) -> dict:
     """Merge ``fields`` into ``run.json`` and return the new status."""
     run_dir = Path(run_dir)
-    status = read_status(run_dir)
-    status.update(fields)
-    write_json(run_dir / RUN_FILE, status)
+    with _STATUS_LOCK:
+        status = read_status(run_dir)
+        status.update(fields)
+        write_json(run_dir / RUN_FILE, status)
     return status
 
 
