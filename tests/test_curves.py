@@ -42,6 +42,10 @@ def test_panels_follow_the_runs_rewards(tmp_path):
     (path / "config.yaml").write_text("rewards:\n  math_accuracy: 1.0\n  think_close_format: 1.0\n")
     assert [m for m, _ in panels(run_rewards(path))] == [
         "rewards/math_accuracy/mean", "rewards/think_close_format/mean", "completions/mean_length"]
+    # Mini-R1 and Open-RS list their format reward first: the accuracy panel still shows the accuracy.
+    assert [m for m, _ in panels(["open_rs_format", "cosine_accuracy", "math_accuracy"])] == [
+        "rewards/cosine_accuracy/mean", "rewards/open_rs_format/mean", "completions/mean_length"]
+    assert panels(["mini_r1_format", "mini_r1_equation"])[0][0] == "rewards/mini_r1_equation/mean"
 
 
 def _drawn(monkeypatch, runs, tmp_path):

@@ -71,13 +71,14 @@ def test_recording_reuses_a_finished_seed_only_from_the_same_commit(tmp_path, mo
     assert written == ["expected.json"]
 
 
-def test_the_judged_curve_is_the_first_reward_of_the_runs_recipe(tmp_path):
-    # math-tiny: math_accuracy is judged, the format reward and the response length are only reported.
+def test_the_judged_curve_is_the_runs_accuracy_reward_wherever_the_recipe_lists_it(tmp_path):
+    # math_accuracy is judged, the format reward and the response length are only reported, even with the format
+    # reward listed first (as Mini-R1's and Open-RS's recipes list it).
     runs = []
     for i in range(2):
         path = tmp_path / f"m{i}"
         path.mkdir()
-        (path / "config.yaml").write_text("rewards:\n  math_accuracy: 1.0\n  think_close_format: 1.0\n")
+        (path / "config.yaml").write_text("rewards:\n  think_close_format: 1.0\n  math_accuracy: 1.0\n")
         rows = [{"step": s, "rewards/think_close_format/mean": 1.0, "rewards/math_accuracy/mean": s / 25,
                  "completions/mean_length": 20 + s} for s in range(1, 21)]
         (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

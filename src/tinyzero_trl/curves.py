@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from tinyzero_trl.metrics import METRICS_FILE, metric_series, read_metrics, window_mean
+from tinyzero_trl.rewards import ACCURACY_OF, training_accuracy
 from tinyzero_trl.run_dir import run_rewards
 
 # How the first panel names a run's accuracy reward (1 for a correct answer): the training accuracy.
@@ -19,9 +20,10 @@ SMOOTH = 5  # steps per moving average: one step is only a few prompts, too nois
 
 
 def panels(rewards: list[str]) -> list[tuple[str, str]]:
-    """(metric in metrics.jsonl, panel title): the first reward (the accuracy), the next (format), the length."""
-    accuracy = rewards[0] if rewards else "accuracy"
-    fmt = rewards[1] if len(rewards) > 1 else "format"
+    """(metric in metrics.jsonl, panel title): the accuracy reward (``training_accuracy``), the first reward that
+    judges no answer (the format), the response length."""
+    accuracy = training_accuracy(rewards) or (rewards[0] if rewards else "accuracy")
+    fmt = next((r for r in rewards if r != accuracy and r not in ACCURACY_OF), "format")
     return [(f"rewards/{accuracy}/mean", f"training accuracy ({ACCURACY_LABELS.get(accuracy, accuracy + ' reward')})"),
             (f"rewards/{fmt}/mean", "format reward"),
             ("completions/mean_length", "mean response length (tokens)")]

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from tinyzero_trl.metrics import metric_series, read_metrics, window_mean
+from tinyzero_trl.rewards import training_accuracy
 from tinyzero_trl.run_dir import ENV_FILE, environment, run_rewards
 
 MIN_MARGIN = 0.05
@@ -42,16 +43,17 @@ def _band(values: list[float]) -> dict:
 def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, env: dict | None = None) -> dict:
     """The ``expected.json`` content from finished seed runs (pure: no training here).
 
-    The first reward of the runs' recipe (their accuracy) is judged by bands; the response length and the other
-    rewards are reported. ``env``: the environment that produced the runs (read when the recording started);
+    The runs' accuracy reward (``rewards.training_accuracy``; else their recipe's first) is judged by bands; the
+    response length and the other rewards are reported. ``env``: the environment that produced the runs (read when the recording started);
     the current one if None.
     """
 
     rewards = run_rewards(run_dirs[0])
     if not rewards:
         raise RuntimeError(f"{run_dirs[0]}: no rewards in its config.yaml or metrics.jsonl; nothing to record")
-    metrics = [f"rewards/{rewards[0]}/mean"]
-    reported = ["completions/mean_length", *(f"rewards/{r}/mean" for r in rewards[1:])]
+    accuracy = training_accuracy(rewards) or rewards[0]
+    metric = f"rewards/{accuracy}/mean"
+    reported = ["completions/mean_length", *(f"rewards/{r}/mean" for r in rewards if r != accuracy)]
 
     seeds_rows = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
     summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
@@ -59,15 +61,13 @@ def build_expected(name: str, run_dirs: list[Path], *, every: int, window: int, 
     how = (f"recorded with `tinyzero-trl record {name}` from {len(run_dirs)} seeds of our own runs; reference = mean "
            f"of the seeds at each step (window {window}), band = the seeds' range widened by 2 standard deviations "
            f"of the seeds, at least {MIN_MARGIN}")
-    checks = []
-    for metric in metrics:
-        points = []
-        for step in range(every, last + 1, every):
-            values = [window_mean(metric_series(rows, metric), step, window) for rows in seeds_rows]
-            points.append({"step": step, **_band(values)})
-        checks.append({"metric": metric, "rule": "band", "window": window, "points": points, "source": how})
-    for metric in reported:
-        checks.append({"metric": metric, "rule": "report", "window": window,
+    points = []
+    for step in range(every, last + 1, every):
+        values = [window_mean(metric_series(rows, metric), step, window) for rows in seeds_rows]
+        points.append({"step": step, **_band(values)})
+    checks = [{"metric": metric, "rule": "band", "window": window, "points": points, "source": how}]
+    for shown in reported:
+        checks.append({"metric": shown, "rule": "report", "window": window,
                        "source": f"{how}; shown for the R1-Zero story, not judged"})
     finals = [s["final_accuracy"] for s in summaries]
     final_band = _band(finals)

@@ -170,6 +170,12 @@ def get_reward_funcs(names: list[str] | dict[str, float]) -> tuple[list[RewardFu
     return [REWARDS[n] for n, _ in pairs], [w for _, w in pairs]
 
 
+def training_accuracy(names: list[str]) -> str | None:
+    """The reward a run's curves read as its training accuracy: the first of ``names`` that judges answers
+    (``ACCURACY_OF``), wherever the recipe lists it (Mini-R1 and Open-RS list their format reward first)."""
+    return next((n for n in names if n in ACCURACY_OF), None)
+
+
 def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
     """The name of the 0/1 accuracy reward that evaluates a run trained on ``rewards`` (see ``ACCURACY_OF``).
 
@@ -190,6 +196,7 @@ def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
 
 __all__ = [
     "REWARDS",
+    "training_accuracy",
     "BOUNDS",
     "register",
     "get_reward_funcs",
