@@ -40,30 +40,32 @@ def degrade(run_dir: Path) -> None:
     (run_dir / "summary.json").write_text(json.dumps(summary))
 
 
+def copy_run(run_dir: Path, dest: Path) -> Path:
+    """A copy of a run without its weights (verify reads none), for a case to alter."""
+    shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+    return dest
+
+
 def main(name: str, run: str) -> int:
     run_dir = Path(run)
     results = []
     results.append(("honest run", verify(name, run_dir), (0, "PASS")))
     with tempfile.TemporaryDirectory() as tmp:
-        degraded = Path(tmp) / "degraded"
-        shutil.copytree(run_dir, degraded, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        degraded = copy_run(run_dir, Path(tmp) / "degraded")
         degrade(degraded)
         results.append(("figures cut to a third", verify(name, degraded), (1, "FAIL")))
-        cut = Path(tmp) / "truncated"
-        shutil.copytree(run_dir, cut, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        cut = copy_run(run_dir, Path(tmp) / "truncated")
         text = (cut / "metrics.jsonl").read_text()
         (cut / "metrics.jsonl").write_text(text[: len(text) // 2])  # cut mid-line, as a crash mid-write leaves it
         results.append(("metrics.jsonl truncated", verify(name, cut), (2, "UNUSABLE")))
         results.append(("missing run directory", verify(name, Path(tmp) / "no-such-run"), (2, "UNUSABLE")))
-        nan = Path(tmp) / "nan"
-        shutil.copytree(run_dir, nan, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        nan = copy_run(run_dir, Path(tmp) / "nan")
         lines = (nan / "metrics.jsonl").read_text().splitlines()
         last = json.loads(lines[-1])
         last["loss"] = float("nan")  # a run whose weights stopped being numbers
         (nan / "metrics.jsonl").write_text("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
         results.append(("NaN loss at the last step", verify(name, nan), (2, "UNUSABLE")))
-        other = Path(tmp) / "other-recipe"
-        shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        other = copy_run(run_dir, Path(tmp) / "other-recipe")
         config = (other / "config.yaml").read_text()
         (other / "config.yaml").write_text(config.replace("learning_rate:", "learning_rate: 1.0e-05 #", 1))
         results.append(("another learning rate", verify(name, other), (2, "UNUSABLE")))

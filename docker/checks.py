@@ -134,10 +134,9 @@ class Runner:
     def _degraded(self, name: str) -> None:
         # The CI's own degradation (reward and accuracy cut to a third): verify must say FAIL, exit 1.
         sys.path.insert(0, str(ROOT / ".ci"))
-        from verify_catches import degrade
+        from verify_catches import copy_run, degrade
 
-        copy = self.runs / f"{name}-degraded"
-        shutil.copytree(self.runs / name, copy, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+        copy = copy_run(self.runs / name, self.runs / f"{name}-degraded")
         degrade(copy)
         for path in [copy, *copy.rglob("*")]:
             os.chown(path, *self.user)

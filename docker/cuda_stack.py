@@ -199,7 +199,7 @@ def resolve(work: Path, log=print) -> dict:
     project = max(wheels.glob("tinyzero_trl-*.whl"), key=lambda p: p.stat().st_mtime)
     ds_reqs = deepspeed_requirements(next(sdists.glob(f"deepspeed-{DEEPSPEED}.tar.gz")))
     # What docker/Dockerfile installs, step by step, in one resolution.
-    requirements = ["setuptools==80.9.0", "torch==2.13.0", "vllm==0.31.0", *ds_reqs, f"{project}[vllm]"]
+    requirements = ["setuptools==80.9.0", f"torch=={WANT['torch']}", f"vllm=={WANT['vllm']}", *ds_reqs, f"{project}[vllm]"]
     report = work / "resolution.json"
     log(f"CUDA stack: resolving for CPython {PYTHON}, manylinux_2_{GLIBC_MINOR}_x86_64: {' '.join(requirements)}")
     built_here: list[str] = []

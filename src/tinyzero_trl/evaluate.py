@@ -112,7 +112,7 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     if temperature is None:
         temperature = 0.0 if num_samples == 1 else 1.0
     sampling = Sampling(num_samples=num_samples, temperature=temperature, top_p=top_p, top_k=top_k,
-                        max_new_tokens=max_new_tokens, seed=seed, stop=tuple(stop or ()))
+                        max_new_tokens=max_new_tokens, seed=seed, stop=stop)
     score_with = scorer_name(task, model_path, rewards, scorer)
     data_cfg = DataConfig(**data) if data is not None else run_data_config(task, model_path, data_overrides)
     load = {"revision": revision, "trust_remote_code": trust_remote_code}

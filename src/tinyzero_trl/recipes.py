@@ -80,8 +80,6 @@ def compose(overrides: list[str]) -> dict:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = hydra_compose(config_name="config", overrides=overrides)
         raw = OmegaConf.to_container(cfg, resolve=True)
-    except ConfigError:
-        raise
     except Exception as err:  # hydra.errors.* and omegaconf.errors.*: all mean a bad override or recipe
         raise _convert(err, overrides) from err
     finally:

@@ -28,11 +28,14 @@ CONFIG_FILE = "config.yaml"
 HEARTBEAT_SECONDS = 30.0
 PACKAGES = ("tinyzero-trl", "torch", "transformers", "trl", "accelerate", "datasets", "deepspeed", "vllm",
             "math-verify", "hydra-core", "peft")
-# Settings a relaunch may change without making the run directory describe two different runs: how long to train,
-# how often to checkpoint, what is shown while it runs, and where this launch finds its vLLM server.
-RELAUNCH_KEYS = {("fresh",), ("stop_at_step",)} | {("training", key) for key in (
-    "max_steps", "num_train_epochs", "save_steps", "save_total_limit", "disable_tqdm", "report_to",
-    "dataloader_num_workers", "vllm_server_base_url", "vllm_server_host", "vllm_server_port", "vllm_server_timeout")}
+# Settings that say only how a launch runs (what it shows, where it finds its vLLM server), never what it trains.
+LAUNCH_ONLY_KEYS = {("fresh",)} | {("training", key) for key in (
+    "disable_tqdm", "report_to", "dataloader_num_workers", "vllm_server_base_url", "vllm_server_host",
+    "vllm_server_port", "vllm_server_timeout")}
+# Settings a relaunch may change without making the run directory describe two different runs: those, how long
+# to train and how often to checkpoint.
+RELAUNCH_KEYS = LAUNCH_ONLY_KEYS | {("stop_at_step",)} | {("training", key) for key in (
+    "max_steps", "num_train_epochs", "save_steps", "save_total_limit")}
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tinyzero_trl.errors import UnusableRun
 from tinyzero_trl.metrics import METRICS_FILE
+from tinyzero_trl.run_dir import LAUNCH_ONLY_KEYS
 
 TRAINING_HEALTH = ("loss", "grad_norm")  # non-finite here means the weights themselves are no longer numbers
 _SLACK = 1e-6  # float noise on a mean of scores at a bound
@@ -57,10 +58,7 @@ def check_summary(summary: dict, judged: set[str], run_dir: Path) -> None:
 
 
 # What may differ between two runs of one reproduction: where it ran, its seed, and how this machine launched it.
-NOT_PINNED = {("fresh",), ("seed",), ("training", "output_dir"), ("training", "use_cpu"),
-              ("training", "vllm_server_base_url"), ("training", "vllm_server_host"), ("training", "vllm_server_port"),
-              ("training", "vllm_server_timeout"), ("training", "disable_tqdm"), ("training", "report_to"),
-              ("training", "dataloader_num_workers")}
+NOT_PINNED = LAUNCH_ONLY_KEYS | {("seed",), ("training", "output_dir"), ("training", "use_cpu")}
 
 
 def check_recipe(saved: dict | None, pinned: dict, run_dir: Path, *, ignore: set = frozenset()) -> None:

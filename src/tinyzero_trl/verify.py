@@ -28,6 +28,7 @@ from tinyzero_trl.errors import UnusableRun, yaml_problem
 from tinyzero_trl.expected import RULES, load_expected
 from tinyzero_trl.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics, window_mean
 from tinyzero_trl.run_dir import CONFIG_FILE, describe_unfinished, read_json, read_status
+from tinyzero_trl.verify_report import fmt_value, write_report
 
 __all__ = ["RULES", "Row", "UnusableRun", "judge", "load_run", "verify_run", "verify_runs"]
 
@@ -63,14 +64,10 @@ class Row:
     detail: str = ""
 
 
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
-
-
 def _band(low, high, strict_low=False) -> str:
     if strict_low and high is None:
-        return f"> {_fmt(low)}"
-    return f"[{_fmt(low) if low is not None else '-inf'}, {_fmt(high) if high is not None else '+inf'}]"
+        return f"> {fmt_value(low)}"
+    return f"[{fmt_value(low) if low is not None else '-inf'}, {fmt_value(high) if high is not None else '+inf'}]"
 
 
 def _inside(value, target: Target) -> bool:
@@ -110,7 +107,7 @@ def observe(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[li
         if value is None:
             raise UnusableRun(f"{where}: summary.json has no {spec['summary']!r} (did the reproduction finish?)")
         high = spec.get("high") if rule == "between" else None
-        return [(Target(name, "final", _fmt(spec.get("value")), spec.get("low"), high, source, seed_spread=spread,
+        return [(Target(name, "final", fmt_value(spec.get("value")), spec.get("low"), high, source, seed_spread=spread,
                         judged=rule != "report"), value)], []
     series = metric_series(rows, name)
     if not series:
@@ -121,16 +118,16 @@ def observe(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[li
         for point in spec["points"]:
             if point["step"] > last_step:
                 raise UnusableRun(f"{where}: reference step {point['step']} is past the run's last step {last_step}")
-            target = Target(name, str(point["step"]), _fmt(point.get("value")), point["low"], point["high"],
+            target = Target(name, str(point["step"]), fmt_value(point.get("value")), point["low"], point["high"],
                             point.get("source", source), seed_spread=point.get("seed_spread", spread))
             out.append((target, window_mean(series, point["step"], window)))
     elif rule in ("final_mean", "report"):
-        target = Target(name, f"last {window}", _fmt(spec.get("value")), spec.get("low"), spec.get("high"), source,
+        target = Target(name, f"last {window}", fmt_value(spec.get("value")), spec.get("low"), spec.get("high"), source,
                         seed_spread=spread, judged=rule != "report")
         out.append((target, window_mean(series, last_step, window)))
     elif rule == "stays_below":
         worst = max(window_mean(series, s, window) for s, _ in series)
-        out.append((Target(name, "all", _fmt(spec["high"]), None, spec["high"], source, seed_spread=spread), worst))
+        out.append((Target(name, "all", fmt_value(spec["high"]), None, spec["high"], source, seed_spread=spread), worst))
     elif rule == "rises":  # judged on the gain, so that several runs can be averaged
         first = sum(v for _, v in series[:window]) / len(series[:window])
         gain = window_mean(series, last_step, window) - first
@@ -218,8 +215,6 @@ def verify_runs(expected_path: Path, run_dirs: list[Path], *, pinned: dict | Non
     ``pinned``: the reproduction's resolved config; each run's config.yaml must match it except for the keys
     ``sanity.NOT_PINNED`` and ``not_pinned`` name. Every run must be usable, or none is judged.
     """
-    from tinyzero_trl.verify_report import write_report
-
     expected = load_expected(expected_path)
     runs = [_usable_run(expected, Path(d), pinned, not_pinned) for d in run_dirs]
     table: list[Row] = []

@@ -11,8 +11,10 @@ from tinyzero_trl.metrics import window_mean
 COLUMNS = ("check", "step", "reference", "observed", "band", "verdict", "src")
 
 
-def _fmt(x) -> str:
+def fmt_value(x) -> str:
+    """A table cell: 3 decimals for a float, ``-`` for nothing."""
     return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
 
 
 def source_numbers(table) -> dict[str, int]:
@@ -24,9 +26,9 @@ def source_numbers(table) -> dict[str, int]:
 
 
 def _cells(row, numbers) -> tuple[str, ...]:
-    observed = _fmt(row.observed)
+    observed = fmt_value(row.observed)
     if row.runs and len(row.runs) > 1:
-        observed += f" ({', '.join(_fmt(v) for v in row.runs)})"
+        observed += f" ({', '.join(fmt_value(v) for v in row.runs)})"
     return row.check, row.step, row.reference, observed, row.band, row.verdict, f"[{numbers[row.source]}]"
 
 

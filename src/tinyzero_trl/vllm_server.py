@@ -91,9 +91,8 @@ def vllm_server_for(resolved: dict, gpus: list[str], port: int = DEFAULT_VLLM_PO
     a tiny model there, which is all a CPU server (a test of this path) would spend its time on.
     """
     model, training = resolved.get("model") or {}, resolved.get("training") or {}
-    dtype = model.get("dtype") or "auto"
     return VLLMServer(model=model["name_or_path"], gpus=list(gpus), port=port,
-                      dtype="auto" if dtype == "auto" else dtype, revision=model.get("revision"),
+                      dtype=model.get("dtype") or "auto", revision=model.get("revision"),
                       max_model_len=training.get("vllm_max_model_length"),
                       trust_remote_code=bool(model.get("trust_remote_code")),
                       extra_args=["--enforce-eager"] if training.get("use_cpu") else [])
