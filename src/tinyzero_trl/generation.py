@@ -103,20 +103,28 @@ def generate_batch(model, tokenizer, enc, sampling: Sampling) -> list[list[str]]
     return [texts[i:i + n] for i in range(0, len(texts), n)]
 
 
-def generate_hf(model, tokenizer, texts: list[str], sampling: Sampling, *, batch_size: int = 16,
-                progress: bool = True) -> list[list[str]]:
-    """Batched HF ``generate`` on text prompts, with a progress bar; ``num_samples`` completions per prompt."""
+def _generate_batches(model, tokenizer, count: int, encode, sampling: Sampling, batch_size: int,
+                      progress: bool) -> list[list[str]]:
+    """``generate_batch`` over ``count`` prompts, ``batch_size`` at a time; ``encode(start, end)`` makes a batch."""
     import torch
     from tqdm.auto import tqdm
 
     torch.manual_seed(sampling.seed)
     tokenizer.padding_side = "left"  # generation continues from the right edge of every row
     outputs: list[list[str]] = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="generating", unit="batch", disable=not progress):
-        chunk = texts[start:start + batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        outputs += generate_batch(model, tokenizer, enc, sampling)
+    for start in tqdm(range(0, count, batch_size), desc="generating", unit="batch", disable=not progress):
+        outputs += generate_batch(model, tokenizer, encode(start, start + batch_size).to(model.device), sampling)
     return outputs
+
+
+def generate_hf(model, tokenizer, texts: list[str], sampling: Sampling, *, batch_size: int = 16,
+                progress: bool = True) -> list[list[str]]:
+    """Batched HF ``generate`` on text prompts, with a progress bar; ``num_samples`` completions per prompt."""
+
+    def encode(start, end):
+        return tokenizer(texts[start:end], return_tensors="pt", padding=True, add_special_tokens=False)
+
+    return _generate_batches(model, tokenizer, len(texts), encode, sampling, batch_size, progress)
 
 
 def generate_multimodal(model, processor, prompts: list, images: list, sampling: Sampling, *,
@@ -126,21 +134,15 @@ def generate_multimodal(model, processor, prompts: list, images: list, sampling:
     Each prompt's ``{"type": "image"}`` placeholder is filled with its image by TRL's own
     ``prepare_multimodal_messages``, so evaluation renders prompts exactly as training did.
     """
-    import torch
-    from tqdm.auto import tqdm
     from trl.data_utils import prepare_multimodal_messages
 
-    torch.manual_seed(sampling.seed)
-    tokenizer = processor.tokenizer
-    tokenizer.padding_side = "left"
-    outputs: list[list[str]] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch", disable=not progress):
+    def encode(start, end):
         chunk = [prepare_multimodal_messages(prompt, images=[image] if image is not None else [])
-                 for prompt, image in zip(prompts[start:start + batch_size], images[start:start + batch_size])]
-        enc = processor.apply_chat_template(chunk, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                            return_tensors="pt", processor_kwargs={"padding": True})
-        outputs += generate_batch(model, tokenizer, enc.to(model.device), sampling)
-    return outputs
+                 for prompt, image in zip(prompts[start:end], images[start:end])]
+        return processor.apply_chat_template(chunk, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                             return_tensors="pt", processor_kwargs={"padding": True})
+
+    return _generate_batches(model, processor.tokenizer, len(prompts), encode, sampling, batch_size, progress)
 
 
 def generate_vllm(model_path: str, texts: list[str], sampling: Sampling, *, revision: str | None = None,
