@@ -16,7 +16,7 @@ import functools
 import logging
 
 from tinyzero_trl.rewards.format import completion_texts
-from tinyzero_trl.rewards.math import DEFAULT_TIME_LIMIT, get_pool
+from tinyzero_trl.rewards.math import DEFAULT_TIME_LIMIT, score_against_gold
 
 PRECISION = 5
 
@@ -50,20 +50,5 @@ def lighteval_math_reward(completions, solution=None, **kwargs) -> list[float | 
     ``None`` for a missing or unextractable gold (TRL and evaluate skip it). Never raises; each item has a hard
     time limit.
     """
-    texts = completion_texts(completions)
-    out: list[float | None] = [0.0] * len(texts)
-    jobs, where = [], []
-    for i, text in enumerate(texts):
-        try:
-            gold = solution[i]
-        except Exception:  # no or short solution column
-            gold = None
-        if not isinstance(gold, str):
-            out[i] = None
-        elif isinstance(text, str):
-            jobs.append((text, gold))
-            where.append(i)
-    if jobs:
-        for i, value in zip(where, get_pool().score(jobs, DEFAULT_TIME_LIMIT, scorer=score_lighteval)):
-            out[i] = value
-    return out
+    return score_against_gold(completion_texts(completions), solution, DEFAULT_TIME_LIMIT, scorer=score_lighteval,
+                              numbers=False)

@@ -298,6 +298,36 @@ def get_pool() -> MathVerifyPool:
         return _DEFAULT_POOL
 
 
+def gold_text(golds, i: int, *, numbers: bool = True) -> str | None:
+    """Row ``i``'s gold as text, or None (no or short column, not text); a number counts as text if ``numbers``."""
+    try:
+        gold = golds[i]
+    except Exception:  # no or short solution column
+        return None
+    if numbers and isinstance(gold, (int, float)) and not isinstance(gold, bool):
+        return str(gold)
+    return gold if isinstance(gold, str) else None
+
+
+def score_against_gold(texts: list, golds, time_limit: float, *, pool: MathVerifyPool | None = None, scorer=None,
+                       no_gold=None, numbers: bool = True) -> list:
+    """Each completion scored against its row's gold in the math-verify pool (``scorer``, default ``score_math``):
+    the scorer's value, ``no_gold`` where the row has no gold (``gold_text``), 0.0 for a completion without text."""
+    results: list = [0.0] * len(texts)
+    jobs, where = [], []
+    for i, text in enumerate(texts):
+        gold = gold_text(golds, i, numbers=numbers)
+        if gold is None:
+            results[i] = no_gold
+        elif text is not None:
+            jobs.append((text, gold))
+            where.append(i)
+    if jobs:
+        for i, value in zip(where, (pool or get_pool()).score(jobs, time_limit, scorer=scorer)):
+            results[i] = value
+    return results
+
+
 def make_math_accuracy_reward(time_limit: float = DEFAULT_TIME_LIMIT, pool: MathVerifyPool | None = None):
     """Build a math accuracy reward with its own per-item ``time_limit`` (seconds) and, optionally, pool."""
     if not time_limit > 0:
@@ -310,24 +340,7 @@ def make_math_accuracy_reward(time_limit: float = DEFAULT_TIME_LIMIT, pool: Math
         gold gives ``None`` (TRL skips it). An item over the hard time limit scores 0.0. Safe to call from
         any thread; extra keyword arguments are ignored.
         """
-        texts = completion_texts(completions)
-        results: list[float | None] = [0.0] * len(texts)
-        jobs, where = [], []
-        for i, text in enumerate(texts):
-            try:
-                gold = solution[i]
-                gold = str(gold) if isinstance(gold, (int, float)) and not isinstance(gold, bool) else gold
-            except Exception:  # no or short solution column
-                gold = None
-            if not isinstance(gold, str):
-                results[i] = None
-            elif text is not None:
-                jobs.append((text, gold))
-                where.append(i)
-        if jobs:
-            for i, value in zip(where, (pool or get_pool()).score(jobs, time_limit)):
-                results[i] = value
-        return results
+        return score_against_gold(completion_texts(completions), solution, time_limit, pool=pool)
 
     return math_accuracy_reward
 

@@ -32,7 +32,7 @@ import logging
 import math
 
 from tinyzero_trl.rewards.format import completion_texts
-from tinyzero_trl.rewards.math import DEFAULT_TIME_LIMIT, MathVerifyPool, get_pool
+from tinyzero_trl.rewards.math import DEFAULT_TIME_LIMIT, MathVerifyPool, score_against_gold
 
 THINK_END = "\n</think>\n"
 
@@ -93,31 +93,9 @@ def cosine_scale(length: int, correct: bool, *, max_len: int = MAX_LEN, min_valu
     return float(lo + 0.5 * (hi - lo) * (1.0 + math.cos(length / max_len * math.pi)))
 
 
-def _gold_text(golds, i: int) -> str | None:
-    try:
-        gold = golds[i]
-    except Exception:  # no or short solution column
-        return None
-    if isinstance(gold, (int, float)) and not isinstance(gold, bool):
-        return str(gold)
-    return gold if isinstance(gold, str) else None
-
-
 def _correctness(texts, solution, time_limit: float, pool: MathVerifyPool | None) -> list:
     """Per completion: 1.0 / 0.0 (right / wrong), ``None`` for an unparseable gold, ``"no-gold"`` for none."""
-    results: list = [0.0] * len(texts)
-    jobs, where = [], []
-    for i, text in enumerate(texts):
-        gold = _gold_text(solution, i)
-        if gold is None:
-            results[i] = "no-gold"
-        elif isinstance(text, str):
-            jobs.append((text, gold))
-            where.append(i)
-    if jobs:
-        for i, value in zip(where, (pool or get_pool()).score(jobs, time_limit, scorer=score_open_rs)):
-            results[i] = value
-    return results
+    return score_against_gold(texts, solution, time_limit, pool=pool, scorer=score_open_rs, no_gold="no-gold")
 
 
 def make_cosine_accuracy_reward(max_len: int = MAX_LEN, *, min_value_wrong: float = MIN_VALUE_WRONG,
