@@ -164,7 +164,7 @@ def held_out_behaviour(model_dir: str | Path, problems: list[Problem] | None = N
     decodes, then with ``</think>`` banned as its first token, which is the choice GRPO has to discover.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tinyzero_trl.data.math_synthetic import latex
     from tinyzero_trl.rewards.math import make_math_accuracy_reward
@@ -182,10 +182,10 @@ def held_out_behaviour(model_dir: str | Path, problems: list[Problem] | None = N
         for lo in range(0, len(texts), batch_size):
             enc = tok(texts[lo : lo + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
             width = enc["input_ids"].shape[1]
-            banned = LogitsProcessorList([_BanAt(close, width)] if ban else [])
-            with torch.no_grad():
-                gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=banned,
-                                     pad_token_id=tok.pad_token_id, top_p=None, top_k=None, temperature=None)
+            with torch.no_grad():  # begin_suppress_tokens: banned at the first generated position only
+                gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     begin_suppress_tokens=[close] if ban else None, pad_token_id=tok.pad_token_id,
+                                     top_p=None, top_k=None, temperature=None)
             completions += tok.batch_decode(gen[:, width:], skip_special_tokens=True)
         scores = reward(completions, solution=[latex(p.value) for p in problems])
         by_family: dict[str, list[float]] = {}
@@ -195,15 +195,3 @@ def held_out_behaviour(model_dir: str | Path, problems: list[Problem] | None = N
                     "thinks": sum(not c.startswith("</think>") for c in completions) / len(completions),
                     "by_family": {f: round(sum(v) / len(v), 3) for f, v in sorted(by_family.items())}})
     return out[0], out[1]
-
-
-class _BanAt:
-    """A logits processor: token ``token_id`` cannot be generated at sequence position ``position``."""
-
-    def __init__(self, token_id: int, position: int):
-        self.token_id, self.position = token_id, position
-
-    def __call__(self, input_ids, scores):
-        if input_ids.shape[1] == self.position:
-            scores[:, self.token_id] = -float("inf")
-        return scores
