@@ -23,3 +23,21 @@ def test_two_threads_updating_run_json_lose_nothing_and_never_fail(tmp_path):
     assert not errors, errors[:3]
     status = read_status(tmp_path)
     assert all(f"{name}_{i}" in status for name in ("heartbeat", "main") for i in range(300))
+
+
+def test_read_yaml_names_the_file_and_the_problem(tmp_path):
+    import pytest
+
+    from tinyzero_trl.errors import UnusableRun
+    from tinyzero_trl.run_dir import read_yaml
+
+    bad = tmp_path / "config.yaml"
+    bad.write_text("rewards: [\n")
+    with pytest.raises(UnusableRun, match=r"config.yaml: not valid YAML \(line 2, column 1: .*\); fresh=true"):
+        read_yaml(bad, error=UnusableRun, fix="; fresh=true")
+    with pytest.raises(UnusableRun, match=r"nope.yaml: cannot read it \(.*No such file"):
+        read_yaml(tmp_path / "nope.yaml", error=UnusableRun)
+    bad.write_text("- a list, not a mapping\n")
+    assert read_yaml(bad) == {}
+    bad.write_text("")
+    assert read_yaml(bad) == {}

@@ -14,12 +14,10 @@ import json
 import os
 from pathlib import Path
 
-import yaml
-
 from tinyzero_trl.config import DataConfig
-from tinyzero_trl.errors import UserError, yaml_problem
+from tinyzero_trl.errors import UserError
 from tinyzero_trl.generation import Sampling
-from tinyzero_trl.run_dir import CONFIG_FILE, write_json
+from tinyzero_trl.run_dir import CONFIG_FILE, read_yaml, write_json
 
 TASKS = ("countdown", "math", "multimodal")
 DEFAULT_DATA = {
@@ -42,10 +40,7 @@ def saved_run_config(task: str, model_path: str) -> dict:
     for folder in (Path(model_path), Path(model_path).parent):
         cfg_file = folder / CONFIG_FILE
         if cfg_file.is_file():
-            try:
-                saved = yaml.safe_load(cfg_file.read_text()) or {}
-            except yaml.YAMLError as err:
-                raise UserError(f"{cfg_file}: not valid YAML ({yaml_problem(err)})") from err
+            saved = read_yaml(cfg_file, error=UserError)
             return saved if (saved.get("data") or {}).get("task") == task else {}
     return {}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from tinyzero_trl.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, report, yaml_problem
+from tinyzero_trl.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, report
 
 SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by it
 
@@ -22,17 +22,12 @@ SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by
 def load_config(argv: list[str]) -> dict:
     """The raw config: read from ``--config FILE``, or composed from Hydra overrides."""
     if argv[:1] == ["--config"]:
-        import yaml
+        from tinyzero_trl.run_dir import read_yaml
 
         if len(argv) != 2:
             raise UserError("--config takes one file and nothing else (put overrides in the file, or pass "
                             "overrides without --config)")
-        try:
-            with open(argv[1], encoding="utf-8") as fh:
-                raw = yaml.safe_load(fh)
-        except (OSError, yaml.YAMLError) as err:
-            raise UserError(f"--config {argv[1]}: cannot read it ({yaml_problem(err)})") from err
-        return raw if isinstance(raw, dict) else {}
+        return read_yaml(argv[1], error=UserError)
     from tinyzero_trl.recipes import compose
 
     return compose(argv)

@@ -12,11 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from tinyzero_trl import launch
-from tinyzero_trl.errors import EXIT_FAILED, UserError, report, yaml_problem
-from tinyzero_trl.run_dir import read_json, read_status, write_json
+from tinyzero_trl.errors import EXIT_FAILED, UserError, report
+from tinyzero_trl.run_dir import read_json, read_status, read_yaml, write_json
 
 REQUIRED_FILES = ("config.yaml", "expected.json", "run.sh", "README.md")
 SUMMARY_FILE = "summary.json"
@@ -67,10 +65,7 @@ class Reproduction:
         if not (folder / "config.yaml").is_file():
             known = ", ".join(list_reproductions()) or "none"
             raise UserError(f"no reproduction named {name!r} in {root}; known: {known}")
-        try:
-            raw = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-        except yaml.YAMLError as err:
-            raise UserError(f"{folder / 'config.yaml'}: not valid YAML ({yaml_problem(err)})") from err
+        raw = read_yaml(folder / "config.yaml", error=UserError)
         fields = {f for f in cls.__dataclass_fields__} - {"folder", "name"}
         unknown = set(raw) - fields
         if unknown:

@@ -58,6 +58,20 @@ def read_json(path: Path) -> dict:
     return data
 
 
+def read_yaml(path: str | os.PathLike, *, error: type[Exception] = RunDirError, fix: str = "") -> dict:
+    """A YAML mapping from ``path`` (``{}`` for an empty file or one holding no mapping); ``error`` naming the file
+    and what is wrong (line and column of a parse error), then ``fix``, when it cannot be read."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise error(f"{path}: cannot read it ({err}){fix}") from err
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML ({yaml_problem(err)}){fix}") from err
+    return data if isinstance(data, dict) else {}
+
+
 def read_status(run_dir: str | os.PathLike) -> dict:
     """The run's ``run.json`` (``{}`` when there is none)."""
     return read_json(Path(run_dir) / RUN_FILE)
@@ -219,13 +233,7 @@ def claim(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False) ->
     checkpoint = latest_checkpoint(run_dir)
     started = checkpoint is not None or (run_dir / "metrics.jsonl").is_file()
     if saved.is_file() and started:
-        import yaml
-
-        try:
-            before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise RunDirError(f"{saved}: not valid YAML ({yaml_problem(err)}); move the run aside with "
-                              "fresh=true") from err
+        before = read_yaml(saved, fix="; move the run aside with fresh=true")
         changed = config_differences(before, resolved)
         if changed:
             shown = "; ".join(changed[:5]) + (f"; and {len(changed) - 5} more" if len(changed) > 5 else "")
@@ -306,12 +314,10 @@ def run_rewards(run_dir: str | os.PathLike) -> list[str]:
     Read from the run's ``config.yaml``; a run directory without one (an older run, a hand-made copy) gives the
     reward names in the order ``metrics.jsonl`` logged them (TRL logs them in the order of the reward functions).
     """
-    import yaml
-
     run_dir = Path(run_dir)
     config = run_dir / CONFIG_FILE
     if config.is_file():
-        rewards = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("rewards") or {}
+        rewards = read_yaml(config).get("rewards") or {}
         if rewards:
             return list(rewards)
     from tinyzero_trl.metrics import METRICS_FILE, read_metrics

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyzero_trl import sanity
-from tinyzero_trl.errors import UnusableRun, yaml_problem
+from tinyzero_trl.errors import UnusableRun
 from tinyzero_trl.expected import RULES, load_expected
 from tinyzero_trl.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics, window_mean
-from tinyzero_trl.run_dir import CONFIG_FILE, describe_unfinished, read_json, read_status
+from tinyzero_trl.run_dir import CONFIG_FILE, describe_unfinished, read_json, read_status, read_yaml
 from tinyzero_trl.verify_report import fmt_value, write_report
 
 __all__ = ["RULES", "Row", "UnusableRun", "judge", "load_run", "verify_run", "verify_runs"]
@@ -179,16 +179,8 @@ def _p_outside(values: list[float], mean: float, bound: float, spread: float | N
 
 def _saved_config(run_dir: Path) -> dict | None:
     """The run's config.yaml, None when it has none."""
-    import yaml
-
     path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise UnusableRun(f"{path}: unreadable ({yaml_problem(err)})") from err
-    return config if isinstance(config, dict) else {}
+    return read_yaml(path, error=UnusableRun) if path.is_file() else None
 
 
 def judged_names(expected: dict) -> tuple[set[str], set[str]]:
