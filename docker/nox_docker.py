@@ -71,13 +71,11 @@ def source_url(root: Path = ROOT) -> str:
 
 
 def docker_engine_available() -> bool:
-    """True when a docker CLI exists and ``docker info`` reaches an engine."""
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+    """True when a docker CLI exists and ``docker info`` reaches an engine (``engine.reachable``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # engine.py beside this file, stdlib only
+    from engine import reachable
+
+    return reachable()
 
 
 def find_hadolint(session) -> str | None:

@@ -93,7 +93,7 @@ class Reproduction:
         free = {("model", "name_or_path")} if self.tiny_base else set()
         return compose(self.hydra_overrides(output_dir, [])), free
 
-    def header(self, output_dir: Path) -> list[str]:
+    def header(self) -> list[str]:
         """The dry run's first lines: what is reproduced, on what, and how it is evaluated."""
         lines = [f"reproduction : {self.name} -- {self.claim}", f"recipe       : +{self.recipe}",
                  f"hardware     : {self.hardware or 'not stated'}", f"image        : {self.image or 'not pinned'}"]
@@ -129,7 +129,7 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
         base = tiny_base_path("countdown" if repro.tiny_base is True else repro.tiny_base, build=not dry_run)
         extra = [f"model.name_or_path={base}", *extra]
     prepared = repro.prepare(out, extra, num_processes)
-    print(launch.render(prepared, repro.header(out), sized_for_cpu=repro.cpu), flush=True)
+    print(launch.render(prepared, repro.header(), sized_for_cpu=repro.cpu), flush=True)
     if dry_run:
         return 0
     if not repro.cpu and not launch.cuda_available():
