@@ -22,9 +22,9 @@ OVERRIDES = ["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", "data.source=gene
              f"training.max_steps={STEPS}", f"training.save_steps={STEPS}", "training.beta=0.0"]
 
 
-def ours(model: str, out: Path) -> list[float]:
-    """Step times of a `tinyzero-trl train` run (read back from its metrics.jsonl)."""
-    cmd = [sys.executable, "-m", "tinyzero_trl.cli", "train", *OVERRIDES, f"model.name_or_path={model}",
+def ours(model: str, out: Path, overrides: list[str] = OVERRIDES) -> list[float]:
+    """Step times of a `tinyzero-trl train` run with ``overrides`` (read back from its metrics.jsonl)."""
+    cmd = [sys.executable, "-m", "tinyzero_trl.cli", "train", *overrides, f"model.name_or_path={model}",
            f"training.output_dir={out}"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

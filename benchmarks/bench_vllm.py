@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,10 +26,10 @@ OVERRIDES = ["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", "data.source=gene
 
 
 def step_times(model: str, out: Path, use_vllm: bool) -> list[float]:
-    cmd = [sys.executable, "-m", "tinyzero_trl.cli", "train", *OVERRIDES, f"model.name_or_path={model}",
-           f"training.use_vllm={str(use_vllm).lower()}", f"training.output_dir={out}"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return [json.loads(line)["step_time"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    """Step times of `tinyzero-trl train` with HF generate or vLLM colocated (``bench_trainer.ours``)."""
+    from bench_trainer import ours
+
+    return ours(model, out, [*OVERRIDES, f"training.use_vllm={str(use_vllm).lower()}"])
 
 
 def evaluation(model: str) -> dict:
