@@ -32,7 +32,7 @@ import yaml
 from tinyzero_trl.config import RunConfig, validate
 from tinyzero_trl.errors import UserError
 from tinyzero_trl.recipes import compose
-from tinyzero_trl.run_dir import CONFIG_FILE, check_writable, claim, set_aside
+from tinyzero_trl.run_dir import CONFIG_FILE, check_writable, claim, start_run
 from tinyzero_trl.vllm_server import (
     DEFAULT_VLLM_PORT,
     VLLMServer,
@@ -236,13 +236,8 @@ def open_run_dir(prepared: Prepared) -> str | None:
     done = claim(out, resolved, fresh=prepared.config.fresh)
     if done:
         return done
-    if prepared.config.fresh:
-        moved = set_aside(out)
-        if moved:
-            print(f"[tinyzero-trl] fresh start: previous run moved to {moved}", flush=True)
-        resolved["fresh"] = False  # done here; the ranks must not move the directory again
-    out.mkdir(parents=True, exist_ok=True)
-    prepared.plan.config_file.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    resolved["fresh"] = False  # done here, if asked; the ranks must not move the directory again
+    start_run(out, resolved, fresh=prepared.config.fresh)
     return None
 
 

@@ -171,6 +171,19 @@ def set_aside(run_dir: str | os.PathLike) -> Path | None:
     return target
 
 
+def start_run(run_dir: Path, resolved: dict, *, fresh: bool) -> None:
+    """Set an old run aside first when ``fresh`` (nothing is deleted), then write the resolved config the run is
+    made with to ``RUN_DIR/config.yaml``."""
+    import yaml
+
+    if fresh:
+        moved = set_aside(run_dir)
+        if moved:
+            print(f"[tinyzero-trl] fresh start: previous run moved to {moved}", flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
 def check_writable(run_dir: Path, key: str = "training.output_dir") -> None:
     """Create ``run_dir`` and write a file in it now, so an unwritable place fails before any work."""
     probe = run_dir / f".write-test-{socket.gethostname()}-{os.getpid()}"

@@ -11,7 +11,6 @@ import signal
 import threading
 from pathlib import Path
 
-import yaml
 from accelerate import PartialState
 from transformers import TrainerCallback
 
@@ -19,7 +18,6 @@ from tinyzero_trl.config import ConfigError, RunConfig
 from tinyzero_trl.metrics_callback import MetricsCallback
 from tinyzero_trl.processing import check_model, load_processing_class
 from tinyzero_trl.run_dir import (
-    CONFIG_FILE,
     ENV_FILE,
     HEARTBEAT_SECONDS,
     check_writable,
@@ -27,7 +25,7 @@ from tinyzero_trl.run_dir import (
     claim,
     environment,
     latest_checkpoint,
-    set_aside,
+    start_run,
     this_process,
     update_status,
     write_json,
@@ -171,12 +169,7 @@ def open_run(cfg: RunConfig, resolved: dict, state) -> str | None:
         return done
     with state.main_process_first():
         if state.is_main_process:
-            if cfg.fresh:
-                moved = set_aside(out)
-                if moved:
-                    print(f"[tinyzero-trl] fresh start: previous run moved to {moved}")
-            out.mkdir(parents=True, exist_ok=True)
-            (out / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+            start_run(out, resolved, fresh=cfg.fresh)
             write_json(out / ENV_FILE, environment())
     return None
 
