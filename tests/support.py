@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 PLUGINS = Path(__file__).parent / "plugins"
 # Loaded by every process of a launch: text_variety gives a random model's completions different rewards.
 LEARNING_SIGNAL = ["+rewards.text_variety=1.0"]
@@ -31,3 +32,11 @@ def assert_every_parameter_moved(base: str | Path, run: str | Path) -> None:
         assert torch.isfinite(after[name]).all(), f"{name} is not finite after training"
     still = [name for name, tensor in before.items() if torch.equal(after[name], tensor)]
     assert not still, f"{len(still)} of {len(before)} tensors did not move, e.g. {still[:3]}"
+
+
+def sleepy_scorer(completion: str, gold: str) -> float:
+    """A math-verify worker's scorer that takes ``gold`` seconds (module level: workers import it by name)."""
+    import time
+
+    time.sleep(float(gold))
+    return 1.0

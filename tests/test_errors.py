@@ -124,7 +124,7 @@ def test_dry_run_gives_the_same_one_line(capsys, args, message):
 
 
 def test_a_live_run_in_the_directory_is_not_touched(tiny_model, tmp_path, capsys):
-    from tinyzero_trl.run_dir import this_process
+    from tinyzero_trl.run.status import this_process
 
     out = tmp_path / "run"
     out.mkdir()
@@ -139,7 +139,7 @@ def test_a_live_run_in_the_directory_is_not_touched(tiny_model, tmp_path, capsys
 def test_a_run_made_with_other_settings_is_not_resumed(tiny_model, tmp_path, capsys):
     import yaml
 
-    from tinyzero_trl.recipes import compose
+    from tinyzero_trl.config.compose import compose
 
     out = tmp_path / "run"
     args = [RECIPE, "+smoke=cpu", f"model.name_or_path={tiny_model}", "data.source=generate",
@@ -178,12 +178,12 @@ def test_reproduce(tmp_path, capsys, args, message):
 def test_reproduce_takes_overrides_anywhere(capsys):
     """Before: `reproduce NAME --output-dir X key=value` failed with argparse's "unrecognized arguments"."""
     assert main(["reproduce", "countdown-tiny", "--output-dir", "/tmp/never", "seed=3", "--dry-run"]) == 0
-    assert "--config /tmp/never/config.yaml" in capsys.readouterr().out
+    assert "grpo.py --run /tmp/never" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [
     (["countdown", "--model_path", "FILE"], "is a file; give the model's directory"),
-    (["countdown", "--model_path", "NOMODEL"], "no config.json there"),
+    (["countdown", "--model_path", "NOMODEL"], "has no config.json"),
     (["countdown", "--model_path", "TINY", "--temperature", "-1"], "temperature=-1.0"),
     (["countdown", "--model_path", "TINY", "--scorer", "nope"], "--scorer 'nope' is not a reward"),
     (["math", "--model_path", "TINY", "--data-source", "local", "--data-path", "EMPTY"], "is empty"),
@@ -201,16 +201,32 @@ def _run(cmd, timeout=300):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
-def test_a_failure_inside_the_training_process_ends_with_its_line_not_the_launchers_traceback(tiny_model, tmp_path):
-    """TRL's own check fails in the child; `train` shows that line last, and hides accelerate's traceback."""
+def test_trls_own_batch_check_refuses_the_run_before_anything_is_launched(tiny_model, tmp_path):
+    """trl's GRPOConfig checks the batch against the launch's processes in the launcher: one line, nothing started."""
     out = tmp_path / "run"
     proc = _run([sys.executable, "-m", "tinyzero_trl.cli", "train", RECIPE, "+smoke=cpu",
                  f"model.name_or_path={tiny_model}", "data.source=generate", f"training.output_dir={out}",
                  "training.per_device_train_batch_size=3"])
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr and "CalledProcessError" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("tinyzero-trl train: training: generation_batch_size (3) must be divisible"), last
+    assert "accelerate.commands.launch" not in proc.stdout and not (out / "config.yaml").exists()
+
+
+def test_a_failure_inside_the_training_process_ends_with_its_line_not_the_launchers_traceback(tiny_model, tmp_path):
+    """Only the training process reads every row of a data file: a bad row fails there, and `train` shows that
+    process's line last, with its exit code, and hides accelerate's traceback."""
+    out, data = tmp_path / "run", tmp_path / "tasks.jsonl"
+    rows = [{"input": "x", "gt_answer": json.dumps({"target": 3, "numbers": [1, 2]})}] * 12
+    rows[5] = {"input": "x", "gt_answer": "{not json"}
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = _run([sys.executable, "-m", "tinyzero_trl.cli", "train", RECIPE, "+smoke=cpu",
+                 f"model.name_or_path={tiny_model}", "data.source=local", f"data.path={data}", "data.num_test=2",
+                 f"training.output_dir={out}"])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "CalledProcessError" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"tinyzero-trl train: {data}: row 5 (counting from 0), field gt_answer: not valid JSON"), last
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
 
 

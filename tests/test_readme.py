@@ -83,3 +83,35 @@ def test_every_shown_dry_run_runs(where, argv, capsys, monkeypatch, tmp_path):
     except SystemExit as exit_:
         code = exit_.code
     assert code == 0, f"{where}\n  exits {code}: {capsys.readouterr().err[-500:]}"
+
+
+def python_block(path: Path, marker: str) -> str:
+    """The ```python block of a document whose first line contains ``marker``."""
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL)
+    return next(b for b in blocks if marker in b.splitlines()[0])
+
+
+def test_a_task_of_your_own_is_one_module_and_one_registration(tmp_path, monkeypatch):
+    """The README's task module, as written, registered through $TINYZERO_TASK_MODULES: a recipe names it, the
+    config check accepts it, and the trainer's data path loads it (the hub replaced by rows of GSM8K's shape)."""
+    import datasets
+
+    from tinyzero_trl.config import validate
+    from tinyzero_trl.config.compose import compose
+    from tinyzero_trl.data import TASKS, load_task_data
+
+    (tmp_path / "my_tasks.py").write_text(python_block(ROOT / "README.md", "my_tasks.py"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TINYZERO_TASK_MODULES", "my_tasks")
+    monkeypatch.delitem(TASKS, "gsm8k", raising=False)
+    rows = {"question": ["Tom has 3 apples and buys 4. How many?"] * 4, "answer": ["3 + 4 = 7\n#### 7"] * 4}
+    fake = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows), test=datasets.Dataset.from_dict(rows))
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: fake)
+    try:
+        cfg = validate(compose(["+math=grpo-tiny-base", "data.task=gsm8k", "model.name_or_path=/m",
+                                "training.output_dir=/tmp/never-written"]))
+        splits = load_task_data(cfg.data)
+    finally:
+        TASKS.pop("gsm8k", None)
+    assert cfg.data.task == "gsm8k" and splits["test"][0]["solution"] == "7"
+    assert splits["train"][0]["prompt"][0]["content"].endswith("Put the final answer within \\boxed{}.")

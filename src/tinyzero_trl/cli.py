@@ -36,43 +36,32 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--main-process-port", type=int, default=None)
 
 
-def _launch_result(command: str, code: int, error: dict | None) -> int:
-    """The trainer's own line (and exit code) when it reported one, else a line for a launch that failed silently."""
-    if error:
-        report(command, error.get("message", "training failed"), code=error.get("code", EXIT_FAILED),
-               every_rank=True)
-        return int(error.get("code") or EXIT_FAILED)
-    if code != 0:
-        report(command, f"the training launch exited with code {code} (see the output above)", every_rank=True)
-        return EXIT_FAILED
-    return 0
-
-
 def cmd_train(args) -> int:
-    from tinyzero_trl import launch
+    from tinyzero_trl.launch.plan import prepare, render
+    from tinyzero_trl.launch.run import run
 
     overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
-    opts = {"accelerate": args.accelerate, "num_processes": args.num_processes, "num_machines": args.num_machines,
-            "machine_rank": args.machine_rank, "main_process_ip": args.main_process_ip,
-            "main_process_port": args.main_process_port, "vllm_server_url": args.vllm_server_url}
     if args.vllm_server_only:
-        from tinyzero_trl.recipes import compose
-        from tinyzero_trl.vllm_server import serve_only, split_gpus, vllm_server_for
+        from tinyzero_trl.config.compose import compose
+        from tinyzero_trl.launch.vllm_server import serve_only, split_gpus, vllm_server_for
 
-        resolved = compose(overrides)
         _, gpus = split_gpus(0, args.vllm_gpus or 1, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        return serve_only(vllm_server_for(resolved, gpus, args.vllm_port))
-    prepared = launch.prepare(overrides, vllm_gpus=args.vllm_gpus, vllm_port=args.vllm_port, **opts)
+        return serve_only(vllm_server_for(compose(overrides), gpus, args.vllm_port))
+    prepared = prepare(overrides, accelerate=args.accelerate, num_processes=args.num_processes,
+                       num_machines=args.num_machines, machine_rank=args.machine_rank,
+                       main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,
+                       vllm_gpus=args.vllm_gpus, vllm_port=args.vllm_port, vllm_server_url=args.vllm_server_url)
     if args.dry_run:
-        print(launch.render(prepared))
+        print(render(prepared))
         return 0
-    launch.preflight(prepared)
-    code, error = launch.start(prepared, debug=args.debug)
-    return _launch_result("train", code, error)
+    outcome = run(prepared, debug=args.debug)
+    if outcome.code != 0:
+        report("train", outcome.message or "training failed", code=outcome.code, every_rank=True)
+    return outcome.code
 
 
 def cmd_evaluate(args) -> int:
-    from tinyzero_trl.evaluate import evaluate
+    from tinyzero_trl.evaluation.evaluate import evaluate
 
     data = {"source": args.data_source, "path": args.data_path, "template": args.template}
     result = evaluate(args.task, args.model_path, backend=args.backend, limit=args.limit,
@@ -85,7 +74,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from tinyzero_trl.reproductions import Reproduction, list_reproductions
+    from tinyzero_trl.reproduce.folders import Reproduction, list_reproductions
 
     for name in list_reproductions():
         repro = Reproduction.load(name)
@@ -94,16 +83,16 @@ def cmd_list(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from tinyzero_trl.reproductions import reproduce
+    from tinyzero_trl.reproduce.pipeline import reproduce
 
     return reproduce(args.name, output_dir=args.output_dir, dry_run=args.dry_run, extra=args.overrides,
                      num_processes=args.num_processes, debug=args.debug)
 
 
 def cmd_verify(args) -> int:
-    from tinyzero_trl.reproductions import Reproduction, runs_root
-    from tinyzero_trl.verify import UnusableRun, verify_runs
-    from tinyzero_trl.verify_report import format_table
+    from tinyzero_trl.reproduce.folders import Reproduction, runs_root
+    from tinyzero_trl.verification.report import format_table
+    from tinyzero_trl.verification.verify import UnusableRun, verify_runs
 
     try:
         repro = Reproduction.load(args.name)
@@ -133,7 +122,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from tinyzero_trl.record import record
+    from tinyzero_trl.reproduce.record import record
 
     path = record(args.name, args.seeds, every=args.every, window=args.window)
     print(f"wrote {path}")
@@ -141,7 +130,7 @@ def cmd_record(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from tinyzero_trl.tiny_model import build_tiny_model
+    from tinyzero_trl.tiny.random_model import build_tiny_model
 
     print(build_tiny_model(args.arch, args.out, vllm=args.vllm))
     return 0
@@ -149,7 +138,7 @@ def cmd_tiny_model(args) -> int:
 
 def cmd_tiny_base(args) -> int:
     """Rebuild a tiny base model (--task) and say whether it is bit-identical to the packaged one."""
-    from tinyzero_trl.tiny_pretrain import base_module, compare_with_packaged
+    from tinyzero_trl.tiny.pretrain import base_module, compare_with_packaged
 
     module = base_module(args.task)
     same, lines = compare_with_packaged(module.build_tiny_base(args.out), module.PACKAGED_DIR)
@@ -181,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", parents=[common], help="held-out accuracy of a saved model")
-    p.add_argument("task", choices=["countdown", "math", "multimodal"])
+    p.add_argument("task", help="countdown, math, multimodal (or a task registered by $TINYZERO_TASK_MODULES)")
     p.add_argument("--model_path", "--model-path", required=True)
     p.add_argument("--backend", choices=["auto", "vllm", "hf"], default="auto")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items")

@@ -17,11 +17,14 @@ import datasets
 from tinyzero_trl.data.sources import (
     DataError,
     check_columns,
+    check_local,
     first_rows,
     load_hub,
     load_local,
     local_split_files,
+    require_columns,
 )
+from tinyzero_trl.data.tasks import Task, register_task
 
 CLEVR_DATASET = "leonardPKU/clevr_cogen_a_train"  # R1-V's CLEVR-70k: image, problem, solution ("<answer> N </answer>")
 # R1-V src/r1-v/src/open_r1/grpo.py QUESTION_TEMPLATE, less "{Question}" (two spaces are R1-V's own).
@@ -169,9 +172,7 @@ def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.D
     ``processing_class`` is an image processor-bearing processor, ``data.min_pixels``/``max_pixels`` are
     applied to it, as R1-V passed them to its processor.
     """
-    if data.template not in (None, "dataset"):
-        raise DataError(f"data.template={data.template!r}: the multimodal task takes no template but 'dataset' (each "
-                        "row's own question text, column 'input'); set data.instruction instead")
+    _check_template(data)
     _apply_pixel_limits(processing_class, getattr(data, "min_pixels", None), getattr(data, "max_pixels", None))
     test_split = getattr(data, "test_split", None)
     columns = COLUMNS + [PROMPT_COLUMN] if data.template == "dataset" else COLUMNS
@@ -218,6 +219,29 @@ def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.D
 def _apply_pixel_limits(processing_class, min_pixels: int | None, max_pixels: int | None) -> None:
     if processing_class is None or (min_pixels is None and max_pixels is None):
         return
-    from tinyzero_trl.vlm import set_pixel_limits
+    from tinyzero_trl.model.vlm import set_pixel_limits
 
     set_pixel_limits(processing_class, min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The multimodal task, as the registry knows it.
+
+def _check_template(data) -> None:
+    if data.template not in (None, "dataset"):
+        raise DataError(f"data.template={data.template!r}: the multimodal task takes no template but 'dataset' (each "
+                        "row's own question text, column 'input'); set data.instruction instead")
+
+
+def check_task(data) -> None:
+    """The template, and a local source's files (image, problem, solution columns; rows), without loading them."""
+    _check_template(data)
+    columns = COLUMNS + [PROMPT_COLUMN] if data.template == "dataset" else COLUMNS
+    check_local(data, lambda found, rows, where: require_columns(found, rows, columns, where=where))
+
+
+TASK = register_task(Task(
+    name="multimodal", load=load_multimodal, check=check_task,
+    evaluation_data={"task": "multimodal", "source": "generate"},
+    scorer_rewards=("count_accuracy",), images=True,
+))
