@@ -294,7 +294,7 @@ def test_every_tracked_file_the_images_install_reaches_the_build_context():
     patterns = [line for line in lines if line and not line.startswith("#")]
     dropped = [f for f in listed.stdout.split() if not in_build_context(f, patterns)]
     assert not dropped, f".dockerignore drops tracked files the images install: {dropped}"
-    assert "src/tinyzero_trl/assets/countdown-tiny-base/model.safetensors" in listed.stdout.split()
+    assert "src/tinyzero_trl/tiny/assets/countdown-tiny-base/model.safetensors" in listed.stdout.split()
     # The matcher itself: what the allowlist must keep out.
     for outside in ("runs/countdown-tiny/metrics.jsonl", ".git/HEAD", "src/tinyzero_trl/__pycache__/cli.pyc",
                     "reproductions/x/runs/a", "src/weights.safetensors"):
