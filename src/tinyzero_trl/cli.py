@@ -66,7 +66,8 @@ def cmd_evaluate(args) -> int:
     data = {"source": args.data_source, "path": args.data_path, "template": args.template}
     result = evaluate(args.task, args.model_path, backend=args.backend, limit=args.limit,
                       num_samples=args.num_samples, temperature=args.temperature, top_p=args.top_p,
-                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, stop=args.stop, batch_size=args.batch_size,
+                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, stop=args.stop,
+                      stop_token_ids=args.stop_token_id, strip=args.strip, batch_size=args.batch_size,
                       data_overrides=data, scorer=args.scorer, revision=args.revision,
                       trust_remote_code=args.trust_remote_code, seed=args.seed, output=args.output)
     print(json.dumps({k: v for k, v in result.items() if k != "items"}, indent=2))
@@ -181,7 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=1024)
     p.add_argument("--stop", action="append", default=None, metavar="TEXT",
-                   help="a string that ends a completion (repeatable), e.g. --stop $'\\nUser:' for base models")
+                   help="a string that ends a completion (repeatable), e.g. --stop $'\\nUser:' for base models; one "
+                        "that is a special token of the tokenizer ends it as that token, on both backends")
+    p.add_argument("--stop-token-id", type=int, action="append", default=None, metavar="ID",
+                   help="a token id that ends a completion, as EOS does (repeatable)")
+    p.add_argument("--strip", action="store_true",
+                   help="score each completion without surrounding whitespace (oat-zero's evaluator)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--data-source", choices=["hub", "local", "generate"], default=None)
     p.add_argument("--data-path", default=None)
