@@ -101,6 +101,11 @@ class LaunchPlan:
             self.env.setdefault("DS_ACCELERATOR", "cpu")
         if self.gpus is not None:
             self.env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus)
+        if self.num_processes == 1 and not self.main_process_port:
+            # One process gets no port from accelerate, and on CPU accelerate then sets MASTER_PORT=29500 for the
+            # colocated vLLM engine's process group; "0" makes trl pick a free one (trl.trainer.utils
+            # ensure_master_addr_port), so two runs on one machine do not collide.
+            self.env.setdefault("MASTER_PORT", "0")
 
     def command(self) -> list[str]:
         """The argv of the launch: ``python -m accelerate.commands.launch [...] grpo.py --run RUN_DIR``."""
@@ -110,9 +115,12 @@ class LaunchPlan:
         cmd += ["--num_processes", str(self.num_processes), "--num_machines", str(self.num_machines)]
         if self.num_machines > 1:
             cmd += ["--machine_rank", str(self.machine_rank), "--main_process_ip", self.main_process_ip]
+        several = self.num_processes > 1 or self.num_machines > 1
         if self.main_process_port:
             cmd += ["--main_process_port", str(self.main_process_port)]
-        several = self.num_processes > 1 or self.num_machines > 1
+        elif several and self.num_machines == 1 and "main_process_port" not in read_accelerate_config(self.accelerate):
+            # A free port rather than accelerate's fixed 29500: two runs on one machine must not collide.
+            cmd += ["--main_process_port", "0"]
         if self.cpu:
             cmd += ["--mixed_precision", "no"]
             # --cpu would override the config's launcher with a single process; multi-process CPU runs go
