@@ -79,18 +79,18 @@ def downloaded_wheels(log: str) -> list[str]:
 
 
 def failure_line(log: str, package: str) -> tuple[str | None, str | None]:
-    """(the failed step's instruction, the line of its output that names ``package``): the version assert's own
-    line when the build got that far, else pip's."""
+    """(the failed step, "[N/M] INSTRUCTION"; the line of its output that names ``package``): the version
+    assert's own line when the build got that far, else pip's."""
     failed = next((s for s in parse_steps(log) if s["error"]), None)
     if failed is None:
         return None, None
     lines = step_output(log, failed["instruction"][:60])
+    where = f"[{failed['step']}] {failed['instruction']}"
     assert_line = next((line for line in lines if "pinned stack MISMATCH" in line), None)
     if assert_line:
-        return failed["instruction"], assert_line
+        return where, assert_line
     named = [line.strip() for line in lines if package.lower() in line.lower()]
-    return failed["instruction"], (next((line for line in named if "constraint" in line), None)
-                                   or (named[-1] if named else None))
+    return where, (next((line for line in named if "constraint" in line), None) or (named[-1] if named else None))
 
 
 def build(command: list[str], log_path: Path, cwd: Path = ROOT, log=print) -> tuple[int, float, str]:
@@ -140,11 +140,17 @@ def installed_wheels(image: str) -> dict[str, dict]:
     return json.loads(out.stdout)
 
 
-def key_wheels(wheels: dict[str, dict]) -> dict[str, str]:
-    """torch, vllm, deepspeed, ... and every nvidia-* package: name -> wheel file name."""
+def key_wheels(wheels: dict[str, dict], downloaded: list[str] = ()) -> dict[str, str]:
+    """torch, vllm, deepspeed, ... and every nvidia-* package: name -> wheel file name. pip's own name from the
+    build log where it downloaded (or built) the file; else put together from the installed WHEEL file's tags,
+    said so (those can differ from the file's name: vLLM's says linux_x86_64, its file manylinux_2_28)."""
+    def pips(name: str) -> str | None:
+        # Name and version: pip may download other versions of a package while it backtracks.
+        prefix = f"{name.replace('-', '_')}-{wheels[name]['version']}-".lower()
+        return next((file for file in downloaded if file.lower().startswith(prefix)), None)
+
     keep = [n for n in wheels if n in KEY_WHEELS or n.startswith("nvidia-")]
-    return {n: wheels[n]["wheel"] + (" (built in the image from its sdist)" if n == "deepspeed" else "")
-            for n in sorted(keep)}
+    return {n: pips(n) or wheels[n]["wheel"] + " (from its installed WHEEL tags)" for n in sorted(keep)}
 
 
 # vLLM's CUDA build asked to start an engine on a tiny Qwen2 built in the container: what it says without a GPU.
@@ -177,6 +183,9 @@ class CudaRunner(checks.Runner):
         self.check("ds_report", code == checks.EXIT_OK and "DeepSpeed general environment info" in out,
                    f"exit {code}: {out[-500:]}")
         report["ds_report"] = ANSI.sub("", out).rstrip().splitlines()
+        # Without a GPU DeepSpeed picks its CPU accelerator; what a GPU user's ds_report looks at is CUDA's.
+        code, out = self.docker_run(["env", "DS_ACCELERATOR=cuda", "ds_report"])
+        report["ds_report_cuda_accelerator"] = {"exit_code": code, "lines": ANSI.sub("", out).rstrip().splitlines()}
         code, out = self.docker_run(["bash", "-c", VLLM_ATTEMPT], timeout=900)
         lines = [line for line in ANSI.sub("", out).strip().splitlines() if line.strip()]
         report["vllm_without_gpu"] = {

@@ -277,9 +277,7 @@ def build_and_run_cuda(args, report: dict) -> None:
     t = time.monotonic()
     wheels = cuda_build.installed_wheels(image)
     cuda["packages_installed"] = len(wheels)
-    cuda["wheels"] = cuda_build.key_wheels(wheels)
-    cuda["downloaded_during_build"] = [w for w in cuda_build.downloaded_wheels(text)
-                                       if w.split("-")[0] in {k.replace("-", "_") for k in cuda["wheels"]}]
+    cuda["wheels"] = cuda_build.key_wheels(wheels, cuda_build.downloaded_wheels(text))
     runner.timings["wheels"] = round(time.monotonic() - t, 1)
     if not args.no_reproduce:
         runner.end_to_end("countdown-tiny")

@@ -150,7 +150,7 @@ def test_parse_steps_gives_each_steps_time_in_order():
 
 def test_failure_line_prefers_the_version_assert():
     step, line = cuda_build.failure_line(LOG, "vllm")
-    assert step.startswith("RUN pip install --no-cache-dir -c constraints.txt")
+    assert step.startswith("[11/13] RUN pip install --no-cache-dir -c constraints.txt")
     assert line == "pinned stack MISMATCH: vllm 0.30.0 (the image pins 0.31.0)"
 
 
@@ -164,7 +164,7 @@ def test_failure_line_falls_back_to_pips_line_naming_the_package():
 #10 ERROR: executor failed running [/bin/sh -c pip install]: exit code: 1
 """
     step, line = cuda_build.failure_line(log, "vllm")
-    assert step.startswith("RUN pip install") and line == "The user requested (constraint) vllm==0.30.0"
+    assert step.startswith("[6/13] RUN pip install") and line == "The user requested (constraint) vllm==0.30.0"
     assert cuda_build.failure_line("#4 [ 1/2] FROM x\n#4 DONE 0.1s\n", "vllm") == (None, None)
 
 
@@ -186,11 +186,18 @@ def test_wheels_snippet_names_each_installed_wheel():
     wheels = json.loads(out.stdout)
     pytest_wheel = wheels["pytest"]
     assert re.fullmatch(r"pytest-[\d.]+-py3-none-any\.whl", pytest_wheel["wheel"]), pytest_wheel
-    assert cuda_build.key_wheels({"torch": {"wheel": "torch-2.13.0-cp313-cp313-x.whl"},
-                                  "nvidia-nccl-cu13": {"wheel": "n.whl"}, "deepspeed": {"wheel": "d.whl"},
-                                  "pyyaml": {"wheel": "y.whl"}}) == {
-        "deepspeed": "d.whl (built in the image from its sdist)", "nvidia-nccl-cu13": "n.whl",
-        "torch": "torch-2.13.0-cp313-cp313-x.whl"}
+    installed = {"torch": {"version": "2.13.0", "wheel": "torch-2.13.0-cp313-cp313-x.whl"},
+                 "nvidia-nccl-cu13": {"version": "2.29.7", "wheel": "n.whl"},
+                 "vllm": {"version": "0.31.0", "wheel": "vllm-0.31.0-cp38-abi3-linux_x86_64.whl"},
+                 "deepspeed": {"version": "0.19.8", "wheel": "d.whl"}, "pyyaml": {"version": "6", "wheel": "y.whl"}}
+    # pip downloaded another torch while it backtracked: that one is not what got installed.
+    downloaded = ["torch-2.12.0-cp313-cp313-manylinux_2_28_x86_64.whl", "vllm-0.31.0-cp38-abi3-manylinux_2_28_x86_64.whl",
+                  "deepspeed-0.19.8-py3-none-any.whl (built here from its sdist)"]
+    assert cuda_build.key_wheels(installed, downloaded) == {
+        "deepspeed": "deepspeed-0.19.8-py3-none-any.whl (built here from its sdist)",
+        "nvidia-nccl-cu13": "n.whl (from its installed WHEEL tags)",
+        "torch": "torch-2.13.0-cp313-cp313-x.whl (from its installed WHEEL tags)",
+        "vllm": "vllm-0.31.0-cp38-abi3-manylinux_2_28_x86_64.whl"}
 
 
 def test_every_cuda_check_container_has_no_network(monkeypatch, tmp_path):
