@@ -421,12 +421,14 @@ def test_nox_helper_lints_then_skips_without_engine(monkeypatch):
 
 
 @pytest.mark.parametrize(("posargs", "engine", "can_start", "expected"), [
-    ([], True, False, ["--cuda"]),                          # both: the CPU image end to end, the CUDA stack
-    ([], False, True, ["--start-engine", "--cuda"]),        # a private dockerd for the CPU image
-    ([], False, False, ["--no-cpu", "--cuda"]),             # no engine at all: the CUDA resolution needs none
+    ([], True, False, ["--cuda", "--build"]),                    # both images built and run end to end
+    ([], False, True, ["--start-engine", "--cuda", "--build"]),  # a private dockerd for both
+    ([], False, False, ["--no-cpu", "--cuda"]),                  # no engine at all: the CUDA resolution needs none
     (["cpu"], True, True, []),
     (["cpu"], False, True, ["--start-engine"]),
     (["cuda"], False, False, ["--no-cpu", "--cuda"]),
+    (["cuda"], False, True, ["--no-cpu", "--start-engine", "--cuda", "--build"]),  # `nox -s docker -- cuda`
+    (["cuda"], True, False, ["--no-cpu", "--cuda", "--build"]),
 ])
 def test_nox_helper_runs_the_e2e_script(monkeypatch, posargs, engine, can_start, expected):
     module = _load_nox_docker()
