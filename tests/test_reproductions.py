@@ -11,7 +11,7 @@ from tinyzero_trl.recipes import compose
 from tinyzero_trl.reproductions import REQUIRED_FILES, Reproduction, list_reproductions, reproductions_root
 from tinyzero_trl.verify import RULES
 
-ALL = ["clevr-2b", "countdown-0.5b", "countdown-1.5b", "countdown-3b", "countdown-3b-instruct", "countdown-tiny",
+ALL = ["clevr-2b", "clevr-tiny", "countdown-0.5b", "countdown-1.5b", "countdown-3b", "countdown-3b-instruct", "countdown-tiny",
        "math-1.5b", "math-tiny"]
 
 
