@@ -7,7 +7,7 @@ from tinyzero_trl.reproductions import Reproduction
 from tinyzero_trl.tiny_clevr_base import PACKAGED_DIR
 
 # What clevr-tiny may change: which model, where the data comes from, and how big things are.
-SIZES = {"per_device_train_batch_size", "max_completion_length", "max_steps", "save_steps", "learning_rate",
+SIZES = {"seed", "per_device_train_batch_size", "max_completion_length", "max_steps", "save_steps", "learning_rate",
          "output_dir"}
 CPU = {"use_cpu", "bf16", "save_only_model", "dataloader_num_workers", "disable_tqdm"}
 
@@ -40,3 +40,8 @@ def test_reproduction_uses_the_packaged_clevr_base_and_r1v_scoring(capsys):
     assert reproduce("clevr-tiny", dry_run=True) == 0
     out = capsys.readouterr().out
     assert f"model        : {PACKAGED_DIR} " in out and "+multimodal=grpo-tiny-clevr" in out
+
+
+def test_the_run_seed_reaches_the_trainer():
+    # The clevr recipe pins training.seed 42; the miniature follows `seed=K`, or its recorded seeds are one run.
+    assert recipe("seed=3")["training"]["seed"] == 3
