@@ -234,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tiny_model)
 
     p = sub.add_parser("tiny-base", parents=[common], help="rebuild a tiny base model offline and compare with the packaged one")
-    p.add_argument("--task", choices=["countdown", "math"], default="countdown",
-                   help="countdown: countdown-tiny's base (default); math: math-tiny's")
+    p.add_argument("--task", choices=["countdown", "math", "clevr"], default="countdown",
+                   help="countdown: countdown-tiny's base (default); math: math-tiny's; clevr: clevr-tiny's")
     p.add_argument("--out", required=True, help="directory for the rebuilt model")
     p.add_argument("--check", action="store_true", help="exit 1 unless the rebuild is bit-identical")
     p.set_defaults(func=cmd_tiny_base)
