@@ -61,9 +61,9 @@ def test_impossible_settings_are_named(bad):
 
 def test_a_stop_string_ends_the_completion_and_is_left_out_as_vllm_does():
     s = Sampling(stop=("\nUser:",))
-    assert s.cut("<answer>1+2</answer>\nUser: next question") == "<answer>1+2</answer>"
-    assert s.cut("no stop here") == "no stop here"
-    assert Sampling(stop=("b", "a")).cut("xxabyy") == "xx"  # the earliest of several
+    assert s.stops(None).cut("<answer>1+2</answer>\nUser: next question") == "<answer>1+2</answer>"
+    assert s.stops(None).cut("no stop here") == "no stop here"
+    assert Sampling(stop=("b", "a")).stops(None).cut("xxabyy") == "xx"  # the earliest of several
     assert s.hf_generation_config().stop_strings == ["\nUser:"]
 
 
