@@ -52,6 +52,13 @@ def test_hf_config_sets_every_distribution_field_itself():
     assert greedy.do_sample is False and greedy.repetition_penalty == 1.0
 
 
+def test_a_greedy_config_gives_transformers_nothing_to_warn_about():
+    """Before: every greedy evaluation printed "generation flags are not valid and may be ignored: ['min_p',
+    'top_k']" (neutral sampling values set beside do_sample=False); strict validation raises on exactly that."""
+    Sampling().hf_generation_config().validate(strict=True)
+    Sampling(temperature=0.7, top_k=5, top_p=0.9).hf_generation_config().validate(strict=True)
+
+
 @pytest.mark.parametrize("bad", [{"temperature": -1}, {"top_p": 0}, {"top_p": 1.5}, {"num_samples": 0},
                                  {"max_new_tokens": 0}, {"top_k": -2}])
 def test_impossible_settings_are_named(bad):

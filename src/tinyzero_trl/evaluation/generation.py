@@ -52,15 +52,19 @@ class Sampling:
         """A ``transformers.GenerationConfig`` with exactly these settings; only stop tokens come from the model.
 
         transformers 5 fills every field left unset from the checkpoint's generation config, so each field that
-        shapes the distribution is set here, to its neutral value when these settings do not use it.
+        shapes the distribution is set here, to its neutral value when these settings do not use it. Greedy
+        decoding is the exception: transformers applies the sampling fields (temperature, top-p, top-k, min-p,
+        typical-p, the cutoffs) only when ``do_sample`` is on, so a greedy config leaves them unset; set to their
+        neutral values they only made transformers warn "generation flags are not valid" on every evaluation.
         """
         from transformers import GenerationConfig
 
+        sampling = {} if self.greedy else {
+            "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k, "min_p": 0.0,
+            "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
         return GenerationConfig(
             max_new_tokens=self.max_new_tokens, num_return_sequences=self.num_samples, do_sample=not self.greedy,
-            temperature=1.0 if self.greedy else self.temperature, top_p=self.top_p if not self.greedy else 1.0,
-            top_k=self.top_k if not self.greedy else 0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0,
-            eta_cutoff=0.0, repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1, min_new_tokens=0,
+            **sampling, repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1, min_new_tokens=0,
             eos_token_id=getattr(model_generation_config, "eos_token_id", None), stop_strings=list(self.stop) or None)
 
     def cut(self, text: str) -> str:
