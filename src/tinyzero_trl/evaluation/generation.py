@@ -93,14 +93,45 @@ def prompt_texts(prompts, tokenizer) -> list[str]:
     return texts
 
 
-def generate_batch(model, tokenizer, enc, sampling: Sampling) -> list[list[str]]:
-    """One ``generate`` call on an encoded, left-padded batch: ``num_samples`` decoded completions per row."""
+class _CountFinished:
+    """A stopping criterion that stops nothing: at each decoding step it moves ``bar`` by the completions that have
+    just ended (their last token is the pad or an end token, which generate appends once a row is done), so the
+    bar counts completions as they finish instead of jumping once per batch (2 jumps for 200 prompts)."""
+
+    def __init__(self, bar, ends: set[int], prompt_length: int):
+        self.bar, self.ends, self.prompt_length = bar, sorted(ends), prompt_length
+        self.done, self.counted = None, 0
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        if input_ids.shape[1] > self.prompt_length:
+            ended = torch.isin(input_ids[:, -1], torch.tensor(self.ends, device=input_ids.device))
+            self.done = ended if self.done is None else self.done | ended
+            self.bar.update(int(self.done.sum()) - self.counted)
+            self.counted = int(self.done.sum())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def generate_batch(model, tokenizer, enc, sampling: Sampling, bar=None) -> list[list[str]]:
+    """One ``generate`` call on an encoded, left-padded batch: ``num_samples`` decoded completions per row;
+    ``bar`` (a tqdm over completions) moves as each completion ends."""
     import torch
+    from transformers import StoppingCriteriaList
 
     config = sampling.hf_generation_config(getattr(model, "generation_config", None))
     config.pad_token_id = tokenizer.pad_token_id
+    criteria = StoppingCriteriaList()
+    if bar is not None:
+        eos = config.eos_token_id if config.eos_token_id is not None else tokenizer.eos_token_id
+        ends = {t for t in ([eos] if isinstance(eos, int) else list(eos or [])) + [tokenizer.pad_token_id]
+                if t is not None}
+        criteria.append(counter := _CountFinished(bar, ends, enc["input_ids"].shape[1]))
     with torch.no_grad():
-        gen = model.generate(**enc, generation_config=config, tokenizer=tokenizer if sampling.stop else None)
+        gen = model.generate(**enc, generation_config=config, tokenizer=tokenizer if sampling.stop else None,
+                             stopping_criteria=criteria)
+    if bar is not None:  # the rest ran to max_new_tokens
+        bar.update(gen.shape[0] - counter.counted)
     texts = [sampling.cut(t) for t in tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:],
                                                               skip_special_tokens=True)]
     n = sampling.num_samples
@@ -116,8 +147,10 @@ def _generate_batches(model, tokenizer, count: int, encode, sampling: Sampling, 
     torch.manual_seed(sampling.seed)
     tokenizer.padding_side = "left"  # generation continues from the right edge of every row
     outputs: list[list[str]] = []
-    for start in tqdm(range(0, count, batch_size), desc="generating", unit="batch", disable=not progress):
-        outputs += generate_batch(model, tokenizer, encode(start, start + batch_size).to(model.device), sampling)
+    with tqdm(total=count * sampling.num_samples, desc="generating", unit="completion", disable=not progress) as bar:
+        for start in range(0, count, batch_size):
+            outputs += generate_batch(model, tokenizer, encode(start, start + batch_size).to(model.device), sampling,
+                                      bar=bar if progress else None)
     return outputs
 
 

@@ -19,8 +19,10 @@ from tinyzero_trl.errors import ConfigError
 from tinyzero_trl.run.claim import checkpoint_step, latest_checkpoint
 from tinyzero_trl.run.environment import ENV_FILE, environment
 from tinyzero_trl.run.files import write_json
+from tinyzero_trl.run.metrics import METRICS_FILE
 from tinyzero_trl.run.status import HEARTBEAT_SECONDS, this_process, update_status
 from tinyzero_trl.train.callbacks import MetricsCallback, StopAtStep
+from tinyzero_trl.train.console import quiet_tied_weights, use_step_lines
 
 
 class Interrupted(BaseException):
@@ -75,9 +77,9 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
     use_eval = str(args.eval_strategy) not in ("no", "IntervalStrategy.NO")
     ours = callbacks(cfg, is_writer=state.is_main_process, checkpoint=checkpoint)
     try:
-        return GRPOTrainer(model=cfg.model.name_or_path, reward_funcs=funcs, args=args,
-                           train_dataset=splits["train"], eval_dataset=splits["test"] if use_eval else None,
-                           processing_class=processing_class, peft_config=peft_config(cfg), callbacks=ours)
+        trainer = GRPOTrainer(model=cfg.model.name_or_path, reward_funcs=funcs, args=args,
+                              train_dataset=splits["train"], eval_dataset=splits["test"] if use_eval else None,
+                              processing_class=processing_class, peft_config=peft_config(cfg), callbacks=ours)
     except NotImplementedError as err:  # trl's server mode on a trainer without CUDA (see launch.vllm_server)
         if not (args.use_vllm and args.vllm_mode == "server"):
             raise
@@ -85,6 +87,9 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
         raise ConfigError(f"training.vllm_mode=server: the vLLM server at {url} answered, but trl 1.16 syncs the "
                           f"trainer's weights to it over NCCL only, which needs CUDA on the trainer ({err}); on CPU "
                           "use training.vllm_mode=colocate") from err
+    use_step_lines(trainer, list(cfg.rewards), str(cfg.output_dir / METRICS_FILE))
+    quiet_tied_weights(trainer)
+    return trainer
 
 
 class _Heartbeat(threading.Thread):
