@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from engine import INSTALL_HINT, MissingPrerequisite
+
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # What the Dockerfiles expect of the real base: python (3.11), venv, useradd, TLS roots.
@@ -71,7 +73,8 @@ def make(work: Path, tag: str = TAG, log=print) -> str:
         log(f"substitute base {tag} already built here: reusing it")
         return tag
     if shutil.which("debootstrap") is None:
-        raise RuntimeError("debootstrap not found: apt-get install -y debootstrap (needed for the substitute base)")
+        raise MissingPrerequisite("the pinned base image cannot be pulled and debootstrap, which makes a substitute, "
+                                  f"is not installed ({INSTALL_HINT})")
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix="rootfs-") as tmp:
         rootfs = Path(tmp) / SUITE
