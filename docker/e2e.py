@@ -74,8 +74,9 @@ def torch_source(state: Path):
     version = sources.pinned(ROOT / "constraints.txt", "torch")
     wheel = sources.local_torch_wheel(version, "cp311", sources.find_links_dirs())
     if wheel is None:
-        raise RuntimeError(f"the torch index does not answer ({detail}) and no local torch-{version}+cpu cp311 "
-                           "wheel was found in pip's find-links folders")
+        raise engine.MissingPrerequisite(f"the torch index {default} does not answer ({detail}) and no local "
+                                         f"torch-{version}+cpu cp311 wheel is in pip's find-links folders to serve "
+                                         "instead")
     log(f"SUBSTITUTE TORCH SOURCE: {default} does not answer ({detail}); serving {wheel}")
     with sources.LocalIndex(wheel, state / "torch-index") as url:
         yield url, f"SUBSTITUTE torch {wheel.name} served at {url}; {default} did not answer ({detail})"
@@ -327,5 +328,14 @@ def finish(args, report: dict, t0: float) -> int:
     return 1 if failed else 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """``main``, with a missing prerequisite said in one line (exit 2) instead of a traceback."""
+    try:
+        return main(argv)
+    except engine.MissingPrerequisite as err:
+        print(f"[e2e] missing prerequisite: {err} (docker/README.md, Prerequisites)", file=sys.stderr, flush=True)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -112,7 +112,8 @@ def build_commands(targets: list[str], version: str, commit: str, url: str, extr
         ]
         for key, value in (extra_args or {}).items():
             command += ["--build-arg", f"{key}={value}"]
-        commands.append(command + ["--tag", f"{IMAGE}:{version}-{target}", "--tag", f"{IMAGE}:{target}", "."])
+        # One tag scheme everywhere (the docs, the reproductions' `image:`, tests/test_readme.py): VERSION-TARGET.
+        commands.append(command + ["--tag", f"{IMAGE}:{version}-{target}", "."])
     return commands
 
 

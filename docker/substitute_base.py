@@ -28,6 +28,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine import INSTALL_HINT, MissingPrerequisite
+
 MIRROR = "http://deb.debian.org/debian"
 DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -144,7 +146,8 @@ def make(work: Path, tag: str | None = None, log=print, spec: Spec = CPU) -> str
         log(f"substitute base {tag} already built here: reusing it")
         return tag
     if shutil.which("debootstrap") is None:
-        raise RuntimeError("debootstrap not found: apt-get install -y debootstrap (needed for the substitute base)")
+        raise MissingPrerequisite("the pinned base image cannot be pulled and debootstrap, which makes a substitute, "
+                                  f"is not installed ({INSTALL_HINT})")
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix="rootfs-") as tmp:
         rootfs = Path(tmp) / spec.suite

@@ -36,9 +36,16 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--main-process-port", type=int, default=None)
 
 
+def _verbose(args) -> None:
+    if args.verbose:  # every rank prints the full log dicts too (train.console reads it from the environment)
+        os.environ["TINYZERO_VERBOSE"] = "1"
+
+
 def cmd_train(args) -> int:
     from tinyzero_trl.launch.plan import prepare, render
     from tinyzero_trl.launch.run import run
+
+    _verbose(args)
 
     overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
     if args.vllm_server_only:
@@ -86,6 +93,7 @@ def cmd_list(args) -> int:
 def cmd_reproduce(args) -> int:
     from tinyzero_trl.reproduce.pipeline import reproduce
 
+    _verbose(args)
     return reproduce(args.name, output_dir=args.output_dir, dry_run=args.dry_run, extra=args.overrides,
                      num_processes=args.num_processes, debug=args.debug)
 
@@ -147,15 +155,25 @@ def cmd_tiny_base(args) -> int:
     return 0 if same or not args.check else 1
 
 
+def _reproduction_names() -> str:
+    """The reproduction folders' names, for ``--help`` (a directory listing: nothing heavy is imported)."""
+    from tinyzero_trl.reproduce.folders import list_reproductions
+
+    return ", ".join(list_reproductions()) or "none found (set TINYZERO_REPRODUCTIONS=DIR)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0].replace("``", ""),
                                      epilog="exit codes: 0 ok (verify: PASS), 1 failed (verify: FAIL), 2 bad input or "
                                             "a run that cannot be judged, 3 verify: UNCHECKED, 130/143 interrupted")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
+    training = argparse.ArgumentParser(add_help=False)  # what train and reproduce share
+    training.add_argument("--verbose", action="store_true", help="print every logged metric of every step (they "
+                                                                 "always go to metrics.jsonl), not one line a step")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", parents=[common], help="launch GRPO training with Hydra overrides (via accelerate)")
+    p = sub.add_parser("train", parents=[common, training], help="launch GRPO training with Hydra overrides (via accelerate)")
     _add_launch_args(p)
     p.add_argument("--fresh", action="store_true", help="set an existing run directory aside instead of resuming")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan and exit")
@@ -202,12 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", parents=[common], help="list the reproductions")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("reproduce", parents=[common], help="run a reproduction end to end")
-    p.add_argument("name")
+    names = _reproduction_names()
+    p = sub.add_parser("reproduce", parents=[common, training], help="run a reproduction end to end",
+                       description="Run a reproduction end to end: base evaluation, GRPO, final evaluation, "
+                                   "summary.json and curves.png in the run directory.")
+    p.add_argument("name", help=f"the reproduction: {names} (`tinyzero-trl list` says what each claims and needs)")
     p.add_argument("--output-dir", default=None, help="run directory (default: $TINYZERO_RUNS/NAME or runs/NAME)")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan; download nothing")
     p.add_argument("--num-processes", type=int, default=None)
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="overrides on top of the pinned config, anywhere after NAME (e.g. seed=3)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("verify", parents=[common], help="check a run against its reference curve")

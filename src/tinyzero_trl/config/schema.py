@@ -270,7 +270,8 @@ def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
         if key != "hydra" and key not in TOP_KEYS:
             hint = (f"; to use a recipe write +{key}=NAME" if key in RECIPE_GROUPS + ("smoke",)
                     else closest(key, [*TOP_KEYS, *RECIPE_GROUPS]))
-            raise ConfigError(f"unknown config key '{key}'{hint}. A config has {', '.join(TOP_KEYS)}; recipes are "
+            end = "" if hint.endswith("?") else "."
+            raise ConfigError(f"unknown config key '{key}'{hint}{end} A config has {', '.join(TOP_KEYS)}; recipes are "
                               f"+countdown=..., +math=..., +multimodal=... (and +smoke=cpu)")
     model = _section(ModelConfig, "model", raw.get("model"))
     data = _section(DataConfig, "data", raw.get("data"))

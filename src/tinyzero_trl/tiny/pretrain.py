@@ -136,7 +136,9 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
             tie_word_embeddings=True,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=tokenizer.eos_token_id,
+            # The tokenizer has no BOS (prompts start with their first number); a BOS id here made transformers
+            # "align" it to None with a warning in every trainer. It shapes no weights.
+            bos_token_id=None,
         )
         model = Qwen2ForCausalLM(config)
         model.train()

@@ -21,8 +21,11 @@ from tinyzero_trl.model.stopping import Stops, stop_settings
 from tinyzero_trl.run.claim import checkpoint_step, latest_checkpoint
 from tinyzero_trl.run.environment import ENV_FILE, environment
 from tinyzero_trl.run.files import write_json
+from tinyzero_trl.run.metrics import METRICS_FILE
+from tinyzero_trl.run.secrets import is_secret, placeholder
 from tinyzero_trl.run.status import HEARTBEAT_SECONDS, this_process, update_status
 from tinyzero_trl.train.callbacks import MetricsCallback, StopAtStep
+from tinyzero_trl.train.console import quiet_tied_weights, use_step_lines
 
 
 class Interrupted(BaseException):
@@ -95,6 +98,9 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
                           "use training.vllm_mode=colocate") from err
     if not args.use_vllm and (stops.strings or stops.token_ids):
         stop_hf_generation(trainer, stops, tokenizer)
+    use_step_lines(trainer, list(cfg.rewards), str(cfg.output_dir / METRICS_FILE))
+    quiet_tied_weights(trainer)
+    keep_tokens_out_of_saves(trainer)
     return trainer
 
 
@@ -112,6 +118,25 @@ def stop_hf_generation(trainer, stops: Stops, tokenizer) -> None:
     if stops.strings:
         model = trainer.model
         model.generate = functools.partial(type(model).generate, model, tokenizer=tokenizer)
+
+
+def keep_tokens_out_of_saves(trainer) -> None:
+    """Trainer pickles its arguments into every save (``training_args.bin`` beside the model and in each
+    checkpoint), ``hub_token`` included; while it saves, every token field of ``trainer.args`` reads as its
+    placeholder (``run.secrets``), and holds the real token again before anything is pushed to the hub."""
+    original = trainer._save
+
+    def save(*args, **kwargs):
+        tokens = {k: v for k, v in vars(trainer.args).items() if is_secret(k) and isinstance(v, str) and v}
+        for key in tokens:
+            setattr(trainer.args, key, placeholder(key))
+        try:
+            return original(*args, **kwargs)
+        finally:
+            for key, value in tokens.items():
+                setattr(trainer.args, key, value)
+
+    trainer._save = save
 
 
 class _Heartbeat(threading.Thread):
