@@ -113,10 +113,7 @@ class RunConfig:
     seed: int = 42
     fresh: bool = False
     stop_at_step: int | None = None
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.training.output_dir)
+    output_dir: Path | None = None  # training.output_dir as a Path, set once by ``validate``
 
 
 def closest(name: str, valid) -> str:
@@ -294,4 +291,4 @@ def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
         raise ConfigError(f"stop_at_step={keys.stop_at_step} is past training.max_steps={training.max_steps}: the "
                           "run ends first")
     return RunConfig(model=model, data=data, rewards=rewards, training=training, seed=keys.seed, fresh=keys.fresh,
-                     stop_at_step=keys.stop_at_step)
+                     stop_at_step=keys.stop_at_step, output_dir=Path(training.output_dir) if training.output_dir else None)
