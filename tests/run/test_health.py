@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tinyzero_trl.run.health import RULES, Monitor, identical_groups
+from tinyzero_trl.run.health import (
+    RULES,
+    UNJUDGEABLE_ON_RANDOM_WEIGHTS,
+    Monitor,
+    identical_groups,
+    unjudgeable_on_random_weights,
+)
 
 
 def healthy(step: int, **changed) -> dict:
@@ -118,3 +124,12 @@ def test_the_readme_table_has_a_row_per_rule_naming_what_it_reads():
     for rule in RULES:
         row = rows[rule.name]
         assert f"`{rule.needs}" in row and f"| {rule.condition} " in row and f" {rule.limit:g}" in row, row
+
+
+def test_a_rehearsal_is_told_which_rules_a_random_model_cannot_judge():
+    assert set(UNJUDGEABLE_ON_RANDOM_WEIGHTS) < {r.name for r in RULES}
+    names = [name for name, _ in unjudgeable_on_random_weights()]
+    assert names == ["no_signal", "dead_reward", "truncated", "shrinking", "entropy_collapse"]
+    why = dict(unjudgeable_on_random_weights(logged_steps=2))  # a rehearsal logs 2 steps
+    assert why["greedy_sampling"] == "it needs 3 logged steps; the rehearsal logs 2"
+    assert "vllm_out_of_step" not in why  # its window is 2: judged by a rehearsal with vLLM

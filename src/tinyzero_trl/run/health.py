@@ -169,6 +169,33 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Rules a random-weight model (a rehearsal's stand-in, tiny.rehearsal) cannot be judged by, and why: it earns no
+# reward, rarely ends a completion and has nothing learned to lose, so these fire or stay quiet whatever the recipe.
+# greedy_sampling and vllm_out_of_step stay judgeable: identical groups come from the sampling settings and the
+# logprob gap from the weight sync, not from what the weights are (tests/real_vllm proves the latter on a random
+# model).
+UNJUDGEABLE_ON_RANDOM_WEIGHTS: dict[str, str] = {
+    "no_signal": "a random model earns the same reward (0) on almost every completion, so every group is flat",
+    "dead_reward": "a random model earns no reward at all, so every reward looks dead",
+    "truncated": "a random model rarely samples its end token, so nearly every completion runs to the limit",
+    "shrinking": "a random model's lengths sit at the limit; they cannot shrink for a reason a recipe gives",
+    "entropy_collapse": "a random model's entropy is near its maximum and nothing learned holds it there",
+}
+
+
+def unjudgeable_on_random_weights(logged_steps: int | None = None) -> list[tuple[str, str]]:
+    """(rule, why) for each rule a rehearsal on a random-weight model cannot judge, in the order of ``RULES``: the
+    rules of ``UNJUDGEABLE_ON_RANDOM_WEIGHTS``, and with ``logged_steps`` (the steps the rehearsal logs) every other
+    rule that needs more steps than that. For ``reproduce NAME --rehearse`` to print before it runs."""
+    out = []
+    for rule in RULES:
+        if rule.name in UNJUDGEABLE_ON_RANDOM_WEIGHTS:
+            out.append((rule.name, UNJUDGEABLE_ON_RANDOM_WEIGHTS[rule.name]))
+        elif logged_steps is not None and logged_steps < rule.steps_needed:
+            out.append((rule.name, f"it needs {rule.steps_needed} logged steps; the rehearsal logs {logged_steps}"))
+    return out
+
+
 @dataclass(frozen=True)
 class Finding:
     """A rule that fired: at which logged step, the values it saw, and the line it printed."""
