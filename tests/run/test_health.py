@@ -114,6 +114,24 @@ def test_identical_groups_compares_the_completions_of_each_prompt():
     assert identical_groups(["a", "b"], [[1], [2]]) is None
 
 
+class Image:
+    """A decoded image as TRL hands it over in a vision prompt: a new object per copy, the same pixels."""
+
+    def __init__(self, pixels: bytes):
+        self.pixels = pixels
+
+    def tobytes(self) -> bytes:
+        return self.pixels
+
+
+def test_a_vision_prompt_is_one_prompt_across_its_copies_and_its_image_counts():
+    def prompt(pixels):
+        return [{"role": "user", "content": [{"type": "image", "image": Image(pixels)}, {"type": "text", "text": "n?"}]}]
+
+    prompts = [prompt(b"red"), prompt(b"red"), prompt(b"blue"), prompt(b"blue")]  # four objects, two images
+    assert identical_groups(prompts, [[1], [1], [2], [3]]) == 0.5
+
+
 def test_the_readme_table_has_a_row_per_rule_naming_what_it_reads():
     from support import ROOT
 

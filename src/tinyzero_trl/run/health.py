@@ -11,6 +11,8 @@ Only the standard library and this package's run-directory readers: ``health`` j
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from collections.abc import Callable
@@ -169,11 +171,9 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-# Rules a random-weight model (a rehearsal's stand-in, tiny.rehearsal) cannot be judged by, and why: it earns no
-# reward, rarely ends a completion and has nothing learned to lose, so these fire or stay quiet whatever the recipe.
-# greedy_sampling and vllm_out_of_step stay judgeable: identical groups come from the sampling settings and the
-# logprob gap from the weight sync, not from what the weights are (tests/real_vllm proves the latter on a random
-# model).
+# The rules a random-weight model (a rehearsal's stand-in) cannot be judged by, and why. greedy_sampling and
+# vllm_out_of_step stay judgeable: the sampling settings and the weight sync act whatever the weights are
+# (tests/real_vllm proves the latter on a random model).
 UNJUDGEABLE_ON_RANDOM_WEIGHTS: dict[str, str] = {
     "no_signal": "a random model earns the same reward (0) on almost every completion, so every group is flat",
     "dead_reward": "a random model earns no reward at all, so every reward looks dead",
@@ -214,9 +214,21 @@ def identical_groups(prompts: list, completion_ids: list) -> float | None:
     """
     groups: dict[str, list] = {}
     for prompt, ids in zip(prompts, completion_ids):
-        groups.setdefault(repr(prompt), []).append(tuple(ids))
+        groups.setdefault(_prompt_key(prompt), []).append(tuple(ids))
     same = [len(set(g)) == 1 for g in groups.values() if len(g) > 1]
     return sum(same) / len(same) if same else None
+
+
+def _prompt_key(prompt) -> str:
+    """One prompt's text, the same for every copy of it. A vision prompt holds its image (TRL puts the PIL image
+    into the message), whose repr is its address: each copy of the row is decoded anew, so the image counts by its
+    pixels, and two questions on different images stay two prompts."""
+
+    def stable(obj):
+        tobytes = getattr(obj, "tobytes", None)
+        return hashlib.sha1(tobytes()).hexdigest() if callable(tobytes) else type(obj).__name__
+
+    return json.dumps(prompt, default=stable, sort_keys=True)
 
 
 def _is_training_row(row: dict) -> bool:
