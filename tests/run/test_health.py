@@ -70,6 +70,11 @@ def test_a_reward_logged_with_weight_zero_or_saturated_is_not_dead():
     assert "dead_reward" not in run([healthy(s) for s in range(1, 10)]).fired  # fmt: 1.0 for all, std 0
 
 
+def test_identical_groups_late_in_a_run_are_learning_not_greedy_sampling():
+    rows = [healthy(s, health__identical_groups=0.0 if s < 4 else 1.0) for s in range(1, 20)]
+    assert "greedy_sampling" not in run(rows).fired  # a setting would act from step 1
+
+
 def test_shrinking_compares_the_last_window_with_an_earlier_one():
     lengths = [100, 110, 120, 100, 90, 80, 60, 40, 30, 20, 10, 10]
     monitor = run([healthy(s, completions__mean_length=v) for s, v in enumerate(lengths, start=1)])

@@ -1,7 +1,7 @@
 """``tinyzero-trl health RUN_DIR`` (issue 31): recorded healthy runs raise no alarm; exit codes as verify's; no torch.
 
-The healthy runs in tests/run/healthy/ are real ``reproduce`` runs of the CPU miniatures (their README says how they
-were made); a rule that fires on them is a false alarm.
+The healthy runs in tests/run/healthy/ are real runs of the CPU miniatures' recipes (tests/run/healthy/README.md says
+how each was made); a rule that fires on them is a false alarm.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ HEALTHY = sorted((ROOT / "tests" / "run" / "healthy").glob("*/metrics.jsonl"))
 
 
 def test_the_recorded_healthy_runs_are_there():
-    assert [p.parent.name for p in HEALTHY] == ["countdown-tiny", "math-tiny"]
+    assert [p.parent.name for p in HEALTHY] == ["clevr-tiny", "countdown-tiny", "math-tiny"]
 
 
 @pytest.mark.parametrize("metrics", HEALTHY, ids=[p.parent.name for p in HEALTHY])

@@ -78,12 +78,12 @@ def _mean(pairs) -> float:
     return sum(v for _, v in pairs) / len(pairs)
 
 
-def _each(key: str, *, above: bool, digits: int = 2):
+def _each(key: str, *, above: bool, digits: int = 2, first: bool = False):
     """A judge that fires when ``key`` was at or above ``rule.limit`` (``above``: strictly above) at each of its
-    last ``rule.window`` logged steps."""
+    last ``rule.window`` logged steps (``first``: its first ``rule.window``, judged once they are logged)."""
 
     def judge(rows, rewards, rule):
-        pairs = _last(rows, key, rule.window)
+        pairs = _last(rows, key)[:rule.window] if first else _last(rows, key, rule.window)
         if len(pairs) == rule.window and all(v > rule.limit if above else v >= rule.limit for _, v in pairs):
             return f"{key} was {_shown(pairs, digits)} at {_steps(pairs)}"
         return None
@@ -140,12 +140,13 @@ RULES: tuple[Rule, ...] = (
          "whether the chat template already writes what the reward looks for (a template that prefills <think> "
          "needs think_close_format, not think_format), then a sample of completions against the reward's rule",
          _dead_reward, "rewards/"),
-    Rule("greedy_sampling", IDENTICAL, ">= 0.9 at each of 3 steps", 0.9, 3,
+    # The first steps only: a setting acts from step 1; a run that has learned may rightly repeat itself later.
+    Rule("greedy_sampling", IDENTICAL, ">= 0.9 at each of the first 3 steps", 0.9, 3,
          "samples the same completion again and again for a prompt: sampling is (near) greedy, so its groups "
          "cannot differ",
          "training.temperature, top_k, top_p and generation_kwargs (do_sample), and a generation_config.json beside "
          "the model; then the entropy_collapse rule (a collapsed policy also repeats itself)",
-         _each(IDENTICAL, above=False), IDENTICAL),
+         _each(IDENTICAL, above=False, first=True), IDENTICAL),
     Rule("truncated", CLIPPED, ">= 0.9 at each of 5 steps", 0.9, 5,
          "cuts its completions at training.max_completion_length before they end, so almost no answer is scored",
          "training.max_completion_length against the length of a worked answer, then whether the model can stop "
