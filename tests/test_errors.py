@@ -60,6 +60,7 @@ TRAIN_CASES = [
     ("bad-template", ["data.template=nope"], 2, "data.template='nope' is not a countdown template"),
     ("zero-train", ["data.num_train=0"], 2, "data.num_train=0: must be at least 1"),
     ("seed-type", ["seed=abc"], 2, "seed='abc': expected an integer"),
+    ("stop-without-signal", ["stop_without_signal=0"], 2, "stop_without_signal=0: must be a number of logged steps"),
     ("model-is-file", ["model.name_or_path=FILE"], 2, "is a file; give the model's directory"),
     ("model-missing", ["model.name_or_path=/no/such/model"], 2, "no such model directory"),
     ("model-no-config", ["model.name_or_path=NOMODEL"], 2, "the directory has no config.json"),
@@ -286,10 +287,10 @@ def test_the_original_command_forms_give_our_line(tiny_model, tmp_path, form):
 
 def test_help_and_argument_errors_load_no_ml_stack():
     code = ("import sys\nfrom tinyzero_trl.cli import main\nfor argv in (['--help'], ['train', '--num-processes', "
-            "'x']):\n    try:\n        main(argv)\n    except SystemExit as e:\n        print('EXIT=' + str(e.code))\n"
+            "'x'], ['health', '--help']):\n    try:\n        main(argv)\n    except SystemExit as e:\n        print('EXIT=' + str(e.code))\n"
             "print('LOADED=' + str(sorted(m for m in ('torch', 'transformers', 'datasets', 'trl', 'hydra') if m in "
             "sys.modules)))")
     proc = _run([sys.executable, "-c", code])
     marks = [line for line in proc.stdout.splitlines() if line.startswith(("EXIT=", "LOADED="))]
-    assert marks == ["EXIT=0", "EXIT=2", "LOADED=[]"], proc.stdout + proc.stderr
+    assert marks == ["EXIT=0", "EXIT=2", "EXIT=0", "LOADED=[]"], proc.stdout + proc.stderr
     assert "invalid int value: 'x'" in proc.stderr

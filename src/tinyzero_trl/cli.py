@@ -1,4 +1,4 @@
-"""``tinyzero-trl``: train, evaluate, reproduce, verify, record, list, tiny-model, tiny-base.
+"""``tinyzero-trl``: train, evaluate, reproduce, verify, health, record, list, tiny-model, tiny-base.
 
 Each subcommand is a thin shell over one module, so the command line and the Python API do the same thing. This
 module imports nothing heavy at the top: ``--help`` and argument errors answer at once. Every subcommand ends a
@@ -130,6 +130,12 @@ def cmd_verify(args) -> int:
     return EXIT_FAILED if verdict == "FAIL" else 0
 
 
+def cmd_health(args) -> int:
+    from tinyzero_trl.verification.health import health
+
+    return health(Path(args.run_dir), as_json=args.json)
+
+
 def cmd_record(args) -> int:
     from tinyzero_trl.reproduce.record import record
 
@@ -164,8 +170,8 @@ def _reproduction_names() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0].replace("``", ""),
-                                     epilog="exit codes: 0 ok (verify: PASS), 1 failed (verify: FAIL), 2 bad input or "
-                                            "a run that cannot be judged, 3 verify: UNCHECKED, 130/143 interrupted")
+                                     epilog="exit codes: 0 ok (verify: PASS; health: HEALTHY), 1 failed (FAIL; UNHEALTHY), 2 bad "
+                                            "input or a run that cannot be judged, 3 UNCHECKED, 130/143 interrupted")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
     training = argparse.ArgumentParser(add_help=False)  # what train and reproduce share
@@ -240,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "directory; for several runs $TINYZERO_RUNS/verify-NAME)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("health", parents=[common], help="judge a run, live or finished, by the health rules")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (training.output_dir)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("record", parents=[common], help="record a reference curve from several seeds of our own runs")
     p.add_argument("name")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tinyzero_trl.errors import ConfigError
 
 RECIPE_GROUPS = ("countdown", "math", "multimodal")
-TOP_KEYS = ("model", "data", "rewards", "training", "seed", "fresh", "stop_at_step")
+TOP_KEYS = ("model", "data", "rewards", "training", "seed", "fresh", "stop_at_step", "stop_without_signal")
 
 
 class _Section(BaseModel):
@@ -70,6 +70,8 @@ class _RunKeys(_Section):
     # Stop (and save) after this optimizer step while the lr schedule spans the whole run (training.max_steps or
     # epochs): a published checkpoint taken part-way through a longer run (Open-RS's step 100 of 500).
     stop_at_step: int | None = Field(None, ge=1)
+    # Fail a run whose every group had one reward for N logged steps in a row (off: a GRPO run may start flat).
+    stop_without_signal: int | None = Field(None, ge=1)
 
 
 class _TrainingLimits(BaseModel):
@@ -98,6 +100,7 @@ _SAYS = {
     "training.num_generations": "GRPO compares completions of one prompt, it needs at least 2",
     "training.top_p": "must be in (0, 1]",
     "stop_at_step": "must be a step >= 1 (or null)",
+    "stop_without_signal": "must be a number of logged steps >= 1 (or null: off)",
 }
 
 
@@ -113,6 +116,7 @@ class RunConfig:
     seed: int = 42
     fresh: bool = False
     stop_at_step: int | None = None
+    stop_without_signal: int | None = None
     output_dir: Path | None = None  # training.output_dir as a Path, set once by ``validate``
 
 
@@ -291,4 +295,5 @@ def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
         raise ConfigError(f"stop_at_step={keys.stop_at_step} is past training.max_steps={training.max_steps}: the "
                           "run ends first")
     return RunConfig(model=model, data=data, rewards=rewards, training=training, seed=keys.seed, fresh=keys.fresh,
-                     stop_at_step=keys.stop_at_step, output_dir=Path(training.output_dir) if training.output_dir else None)
+                     stop_at_step=keys.stop_at_step, stop_without_signal=keys.stop_without_signal,
+                     output_dir=Path(training.output_dir) if training.output_dir else None)

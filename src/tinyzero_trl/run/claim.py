@@ -25,7 +25,7 @@ LAUNCH_ONLY_KEYS = {("fresh",)} | {("training", key) for key in (
     "vllm_server_port", "vllm_server_timeout")}
 # Settings a relaunch may change without making the run directory describe two different runs: those, how long
 # to train and how often to checkpoint.
-RELAUNCH_KEYS = LAUNCH_ONLY_KEYS | {("stop_at_step",)} | {("training", key) for key in (
+RELAUNCH_KEYS = LAUNCH_ONLY_KEYS | {("stop_at_step",), ("stop_without_signal",)} | {("training", key) for key in (
     "max_steps", "num_train_epochs", "save_steps", "save_total_limit")}
 
 

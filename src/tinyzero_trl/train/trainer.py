@@ -26,6 +26,7 @@ from tinyzero_trl.run.secrets import is_secret, placeholder
 from tinyzero_trl.run.status import HEARTBEAT_SECONDS, this_process, update_status
 from tinyzero_trl.train.callbacks import MetricsCallback, StopAtStep
 from tinyzero_trl.train.console import quiet_tied_weights, use_step_lines
+from tinyzero_trl.train.health import HealthCallback, with_identical_groups
 
 
 class Interrupted(BaseException):
@@ -56,8 +57,12 @@ def peft_config(cfg: RunConfig):
 
 def callbacks(cfg: RunConfig, *, is_writer: bool, checkpoint: str | None) -> list:
     """Our trainer callbacks: metrics.jsonl (its lines after ``checkpoint``'s step set aside: this run trains those
-    steps again) and, when the recipe says so, the stop at ``stop_at_step``."""
-    found = [MetricsCallback(cfg.output_dir, is_writer=is_writer, resume_step=checkpoint_step(checkpoint))]
+    steps again), the health rules (and ``stop_without_signal``) and, when the recipe says so, the stop at
+    ``stop_at_step``."""
+    resume = checkpoint_step(checkpoint)
+    found = [MetricsCallback(cfg.output_dir, is_writer=is_writer, resume_step=resume),
+             HealthCallback(cfg.output_dir, rewards=cfg.rewards, is_writer=is_writer, resume_step=resume,
+                            stop_without_signal=cfg.stop_without_signal)]
     return found + ([StopAtStep(cfg.stop_at_step)] if cfg.stop_at_step else [])
 
 
@@ -76,6 +81,7 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
     with state.main_process_first():  # one process builds the datasets cache, the others reuse it
         splits = task.load(cfg.data, processing_class, seed=cfg.seed)
     funcs, _ = get_reward_funcs(cfg.rewards)  # the weights are in cfg.training.reward_weights
+    funcs = [with_identical_groups(funcs[0]), *funcs[1:]]  # one metric the health rules read (train.health)
     args = cfg.training
     tokenizer = getattr(processing_class, "tokenizer", processing_class)
     strings, token_ids, rest = stop_settings(args.generation_kwargs)
@@ -188,6 +194,7 @@ def train(cfg: RunConfig) -> Path:
             if checkpoint:
                 print(f"[tinyzero-trl] resuming from {checkpoint}")
         trainer.train(resume_from_checkpoint=checkpoint)
+        _ours(trainer, HealthCallback).raise_if_stopped()
         trainer.save_model(str(out))
     except BaseException as err:
         heartbeat.stop()
@@ -198,11 +205,14 @@ def train(cfg: RunConfig) -> Path:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     heartbeat.stop()
     if state.is_main_process:
-        callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, MetricsCallback))
         update_status(out, status="completed", global_step=trainer.state.global_step,
-                      num_train_epochs=trainer.state.num_train_epochs, train=callback.summary)
+                      num_train_epochs=trainer.state.num_train_epochs, train=_ours(trainer, MetricsCallback).summary)
     finish(state, trainer)
     return out
+
+
+def _ours(trainer, kind):
+    return next(c for c in trainer.callback_handler.callbacks if isinstance(c, kind))
 
 
 def _record_failure(out: Path, err: BaseException, trainer) -> None:
