@@ -1,7 +1,7 @@
 """``tinyzero-trl reproduce NAME``: a reproduction folder, end to end.
 
-    folder -> plan (compose, check once) -> launch.run: preflight, claim, base evaluation, GRPO, final evaluation
-           -> summary.json -> curves.png
+    folder -> plan (compose, check once; expected.json against it: consistency) -> launch.run: preflight, claim,
+           base evaluation, GRPO, final evaluation -> summary.json -> curves.png
 
 Safe to run again into the same directory: a finished reproduction is left alone (one line says so), an
 interrupted one resumes where it stopped (what ``summary.json`` already holds is not measured again), and
@@ -21,6 +21,7 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
               num_processes: int | None = None, debug: bool = False) -> int:
     """Run reproduction ``name`` end to end and return the exit code (see the module docstring)."""
     from tinyzero_trl.launch.plan import cuda_available, prepare, render
+    from tinyzero_trl.reproduce.consistency import check_folder
 
     started = time.time()  # wall_seconds counts everything a user waits for, the tiny base build included
     repro = Reproduction.load(name)
@@ -33,6 +34,7 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
         base = tiny_base_path("countdown" if repro.tiny_base is True else repro.tiny_base, build=not dry_run)
         extra = [f"model.name_or_path={base}", *extra]
     prepared = prepare(repro.hydra_overrides(out, extra), **repro.launch_options(num_processes))
+    check_folder(repro, prepared.resolved)  # expected.json judges what this run will log and write
     print(render(prepared, repro.header(), sized_for_cpu=repro.cpu), flush=True)
     if dry_run:
         return 0
