@@ -10,7 +10,8 @@ checkpoints and the final model.
 - ``claim``: what a launch may do in a directory (start, resume, extend, nothing), and ``config.yaml``;
 - ``environment``: ``env.json``;
 - ``metrics``: ``metrics.jsonl``, read (the writer is a trainer callback, ``train.callbacks``);
-- ``summary``: ``summary.json``.
+- ``summary``: ``summary.json``;
+- ``rehearsal``: ``rehearsal.json``, the mark of a rehearsal (a GPU reproduction's path run on CPU).
 
 This package imports only the standard library, PyYAML and ``tinyzero_trl.errors``: verification reads a run
 without torch.

@@ -72,6 +72,10 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
         splits = task.load(cfg.data, processing_class, seed=cfg.seed)
     funcs, _ = get_reward_funcs(cfg.rewards)  # the weights are in cfg.training.reward_weights
     args = cfg.training
+    from tinyzero_trl.train import unsynced
+
+    if unsynced.wanted(args):  # a rehearsal of server mode on CPU only (train/unsynced.py)
+        unsynced.skip_server_weight_sync()
     use_eval = str(args.eval_strategy) not in ("no", "IntervalStrategy.NO")
     ours = callbacks(cfg, is_writer=state.is_main_process, checkpoint=checkpoint)
     try:
