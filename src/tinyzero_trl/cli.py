@@ -35,9 +35,16 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--main-process-port", type=int, default=None)
 
 
+def _verbose(args) -> None:
+    if args.verbose:  # every rank prints the full log dicts too (train.console reads it from the environment)
+        os.environ["TINYZERO_VERBOSE"] = "1"
+
+
 def cmd_train(args) -> int:
     from tinyzero_trl.launch.plan import prepare, render
     from tinyzero_trl.launch.run import run
+
+    _verbose(args)
 
     overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
     if args.vllm_server_only:
@@ -65,7 +72,8 @@ def cmd_evaluate(args) -> int:
     data = {"source": args.data_source, "path": args.data_path, "template": args.template}
     result = evaluate(args.task, args.model_path, backend=args.backend, limit=args.limit,
                       num_samples=args.num_samples, temperature=args.temperature, top_p=args.top_p,
-                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, stop=args.stop, batch_size=args.batch_size,
+                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, stop=args.stop,
+                      stop_token_ids=args.stop_token_id, strip=args.strip, batch_size=args.batch_size,
                       data_overrides=data, scorer=args.scorer, revision=args.revision,
                       trust_remote_code=args.trust_remote_code, seed=args.seed, output=args.output)
     print(json.dumps({k: v for k, v in result.items() if k != "items"}, indent=2))
@@ -84,6 +92,7 @@ def cmd_list(args) -> int:
 def cmd_reproduce(args) -> int:
     from tinyzero_trl.reproduce.pipeline import reproduce
 
+    _verbose(args)
     return reproduce(args.name, output_dir=args.output_dir, dry_run=args.dry_run, extra=args.overrides,
                      num_processes=args.num_processes, debug=args.debug, rehearse=args.rehearse)
 
@@ -138,15 +147,25 @@ def cmd_tiny_base(args) -> int:
     return 0 if same or not args.check else 1
 
 
+def _reproduction_names() -> str:
+    """The reproduction folders' names, for ``--help`` (a directory listing: nothing heavy is imported)."""
+    from tinyzero_trl.reproduce.folders import list_reproductions
+
+    return ", ".join(list_reproductions()) or "none found (set TINYZERO_REPRODUCTIONS=DIR)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0].replace("``", ""),
                                      epilog="exit codes: 0 ok (verify: PASS), 1 failed (verify: FAIL), 2 bad input or "
                                             "a run that cannot be judged, 3 verify: UNCHECKED, 130/143 interrupted")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
+    training = argparse.ArgumentParser(add_help=False)  # what train and reproduce share
+    training.add_argument("--verbose", action="store_true", help="print every logged metric of every step (they "
+                                                                 "always go to metrics.jsonl), not one line a step")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", parents=[common], help="launch GRPO training with Hydra overrides (via accelerate)")
+    p = sub.add_parser("train", parents=[common, training], help="launch GRPO training with Hydra overrides (via accelerate)")
     _add_launch_args(p)
     p.add_argument("--fresh", action="store_true", help="set an existing run directory aside instead of resuming")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan and exit")
@@ -173,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=1024)
     p.add_argument("--stop", action="append", default=None, metavar="TEXT",
-                   help="a string that ends a completion (repeatable), e.g. --stop $'\\nUser:' for base models")
+                   help="a string that ends a completion (repeatable), e.g. --stop $'\\nUser:' for base models; one "
+                        "that is a special token of the tokenizer ends it as that token, on both backends")
+    p.add_argument("--stop-token-id", type=int, action="append", default=None, metavar="ID",
+                   help="a token id that ends a completion, as EOS does (repeatable)")
+    p.add_argument("--strip", action="store_true",
+                   help="score each completion without surrounding whitespace (oat-zero's evaluator)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--data-source", choices=["hub", "local", "generate"], default=None)
     p.add_argument("--data-path", default=None)
@@ -188,14 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", parents=[common], help="list the reproductions")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("reproduce", parents=[common], help="run a reproduction end to end")
-    p.add_argument("name")
+    names = _reproduction_names()
+    p = sub.add_parser("reproduce", parents=[common, training], help="run a reproduction end to end",
+                       description="Run a reproduction end to end: base evaluation, GRPO, final evaluation, "
+                                   "summary.json and curves.png in the run directory.")
+    p.add_argument("name", help=f"the reproduction: {names} (`tinyzero-trl list` says what each claims and needs)")
     p.add_argument("--output-dir", default=None, help="run directory (default: $TINYZERO_RUNS/NAME or runs/NAME)")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan; download nothing")
     p.add_argument("--num-processes", type=int, default=None)
     p.add_argument("--rehearse", action="store_true", help="a GPU reproduction's whole path on CPU: a random tiny "
                    "model of its architecture, mirrored data, minutes; every replacement listed; never a PASS")
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="overrides on top of the pinned config, anywhere after NAME (e.g. seed=3)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("verify", parents=[common], help="check a run against its reference curve")
@@ -222,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tiny_model)
 
     p = sub.add_parser("tiny-base", parents=[common], help="rebuild a tiny base model offline and compare with the packaged one")
-    p.add_argument("--task", choices=["countdown", "math"], default="countdown",
-                   help="countdown: countdown-tiny's base (default); math: math-tiny's")
+    p.add_argument("--task", choices=["countdown", "math", "clevr"], default="countdown",
+                   help="countdown: countdown-tiny's base (default); math: math-tiny's; clevr: clevr-tiny's")
     p.add_argument("--out", required=True, help="directory for the rebuilt model")
     p.add_argument("--check", action="store_true", help="exit 1 unless the rebuild is bit-identical")
     p.set_defaults(func=cmd_tiny_base)

@@ -113,10 +113,7 @@ class RunConfig:
     seed: int = 42
     fresh: bool = False
     stop_at_step: int | None = None
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.training.output_dir)
+    output_dir: Path | None = None  # training.output_dir as a Path, set once by ``validate``
 
 
 def closest(name: str, valid) -> str:
@@ -270,7 +267,8 @@ def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
         if key != "hydra" and key not in TOP_KEYS:
             hint = (f"; to use a recipe write +{key}=NAME" if key in RECIPE_GROUPS + ("smoke",)
                     else closest(key, [*TOP_KEYS, *RECIPE_GROUPS]))
-            raise ConfigError(f"unknown config key '{key}'{hint}. A config has {', '.join(TOP_KEYS)}; recipes are "
+            end = "" if hint.endswith("?") else "."
+            raise ConfigError(f"unknown config key '{key}'{hint}{end} A config has {', '.join(TOP_KEYS)}; recipes are "
                               f"+countdown=..., +math=..., +multimodal=... (and +smoke=cpu)")
     model = _section(ModelConfig, "model", raw.get("model"))
     data = _section(DataConfig, "data", raw.get("data"))
@@ -293,4 +291,4 @@ def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
         raise ConfigError(f"stop_at_step={keys.stop_at_step} is past training.max_steps={training.max_steps}: the "
                           "run ends first")
     return RunConfig(model=model, data=data, rewards=rewards, training=training, seed=keys.seed, fresh=keys.fresh,
-                     stop_at_step=keys.stop_at_step)
+                     stop_at_step=keys.stop_at_step, output_dir=Path(training.output_dir) if training.output_dir else None)

@@ -109,7 +109,8 @@ def held_out_rows(task: str, model_path: str, *, data: dict | None = None, data_
 
 def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | None = None,
              num_samples: int = 1, temperature: float | None = None, top_p: float = 1.0, top_k: int = 0,
-             max_new_tokens: int = 1024, stop: list[str] | None = None, batch_size: int = 16,
+             max_new_tokens: int = 1024, stop: list[str] | None = None, stop_token_ids: list[int] | None = None,
+             strip: bool = False, batch_size: int = 16,
              data_overrides: dict | None = None, data: dict | None = None,
              rewards=None, scorer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
              output: str | None = None, seed: int = 0, progress: bool = True) -> dict:
@@ -120,7 +121,9 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     several. ``data`` is the complete data settings to use as they are (a reproduction's evaluation protocol);
     else the run's own, then ``data_overrides`` where a value is given. ``rewards`` (a recipe's ``rewards``
     mapping) picks the scorer for a model outside a run directory; ``revision`` and ``trust_remote_code`` load a
-    hub model exactly as the trainer does.
+    hub model exactly as the trainer does. ``stop`` strings and ``stop_token_ids`` end a completion on both
+    backends alike (``model.stopping``); ``strip`` scores each completion without its surrounding whitespace, as
+    oat-zero's evaluator does.
     """
     from tinyzero_trl.data import get_task
     from tinyzero_trl.rewards import REWARDS
@@ -130,7 +133,7 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     if temperature is None:
         temperature = 0.0 if num_samples == 1 else 1.0
     sampling = Sampling(num_samples=num_samples, temperature=temperature, top_p=top_p, top_k=top_k,
-                        max_new_tokens=max_new_tokens, seed=seed, stop=stop)
+                        max_new_tokens=max_new_tokens, seed=seed, stop=stop, stop_token_ids=stop_token_ids)
     test, score_with, processing_class = held_out_rows(task, model_path, data=data, data_overrides=data_overrides,
                                                        rewards=rewards, scorer=scorer, limit=limit, seed=seed, **load)
     completions, backend = _generate(spec, model_path, processing_class, test, sampling, backend=backend,
@@ -139,6 +142,7 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     columns = [c for c in test.column_names if c not in ("prompt", "image")]  # images stay out of the JSON
     items, total = [], 0.0
     for i, samples in enumerate(completions):
+        samples = [s.strip() for s in samples] if strip else samples
         row = {c: test[i][c] for c in columns}
         scores = [s if s is not None else 0.0 for s in reward(samples, **{c: [row[c]] * len(samples) for c in columns})]
         total += sum(scores) / len(scores)
@@ -146,7 +150,8 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     result = {
         "task": task, "model_path": str(model_path), "revision": revision, "backend": backend, "scorer": score_with,
         "num_items": len(items), "num_samples": num_samples, "temperature": temperature, "top_p": top_p,
-        "top_k": top_k, "max_new_tokens": max_new_tokens, "stop": list(sampling.stop), "seed": seed,
+        "top_k": top_k, "max_new_tokens": max_new_tokens, "stop": list(sampling.stop),
+        "stop_token_ids": list(sampling.stop_token_ids), "strip": strip, "seed": seed,
         "accuracy": total / len(items) if items else 0.0,
         "pass_at_k": sum(any(s >= 1.0 for s in it["scores"]) for it in items) / len(items) if items else 0.0,
         "items": items,

@@ -26,7 +26,11 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>", "<think>", "</think>", "<answer>", "</answer>"]
+                  "<|image_pad|>", "<|video_pad|>"]
+# Whole tokens but not special ones, as in the real vocabularies (R1-Distill's <think> is an added, non-special
+# token; Qwen2.5 spells the tags in pieces): TRL decodes completions with skip_special_tokens=True, and a reward
+# must read the tags the model wrote.
+TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 _CORPUS = [
     "Using the numbers [3, 7, 12], create an equation that equals 16. <think> 3 + 7 = 10 </think>",
     "<answer> (1 + 2) / 3 </answer> Let me solve this step by step. The answer is \\boxed{42}.",
@@ -46,8 +50,9 @@ def build_tokenizer(vocab_size: int = 512):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    tok.add_tokens(TAGS)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=SPECIAL_TOKENS[1:7])
+                                   additional_special_tokens=SPECIAL_TOKENS[1:])
     fast.chat_template = CHAT_TEMPLATE
     return fast
 

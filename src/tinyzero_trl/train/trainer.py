@@ -8,6 +8,7 @@ directory was claimed and ``config.yaml`` written before this runs (``train.entr
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 from pathlib import Path
@@ -16,11 +17,15 @@ from accelerate import PartialState
 
 from tinyzero_trl.config.schema import RunConfig
 from tinyzero_trl.errors import ConfigError
+from tinyzero_trl.model.stopping import Stops, stop_settings
 from tinyzero_trl.run.claim import checkpoint_step, latest_checkpoint
 from tinyzero_trl.run.environment import ENV_FILE, environment
 from tinyzero_trl.run.files import write_json
+from tinyzero_trl.run.metrics import METRICS_FILE
+from tinyzero_trl.run.secrets import is_secret, placeholder
 from tinyzero_trl.run.status import HEARTBEAT_SECONDS, this_process, update_status
 from tinyzero_trl.train.callbacks import MetricsCallback, StopAtStep
+from tinyzero_trl.train.console import quiet_tied_weights, use_step_lines
 
 
 class Interrupted(BaseException):
@@ -62,7 +67,7 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
 
     from tinyzero_trl.data import get_task
     from tinyzero_trl.model.loading import load_processing_class
-    from tinyzero_trl.rewards import get_reward_funcs
+    from tinyzero_trl.rewards import get_reward_funcs, reading
 
     task = get_task(cfg.data.task)
     processing_class = load_processing_class(cfg.model.name_or_path, images=task.images,
@@ -76,12 +81,18 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
 
     if unsynced.wanted(args):  # a rehearsal of server mode on CPU only (train/unsynced.py)
         unsynced.skip_server_weight_sync()
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)
+    strings, token_ids, rest = stop_settings(args.generation_kwargs)
+    stops = Stops.split(strings, tokenizer, token_ids)
+    if stops.strings:  # the rewards read the text up to the first stop string (see model.stopping)
+        funcs = [reading(f, stops.cut) for f in funcs]
+    args.generation_kwargs = {**rest, **{k: v for k, v in stops.vllm().items() if v}} if args.use_vllm else rest
     use_eval = str(args.eval_strategy) not in ("no", "IntervalStrategy.NO")
     ours = callbacks(cfg, is_writer=state.is_main_process, checkpoint=checkpoint)
     try:
-        return GRPOTrainer(model=cfg.model.name_or_path, reward_funcs=funcs, args=args,
-                           train_dataset=splits["train"], eval_dataset=splits["test"] if use_eval else None,
-                           processing_class=processing_class, peft_config=peft_config(cfg), callbacks=ours)
+        trainer = GRPOTrainer(model=cfg.model.name_or_path, reward_funcs=funcs, args=args,
+                              train_dataset=splits["train"], eval_dataset=splits["test"] if use_eval else None,
+                              processing_class=processing_class, peft_config=peft_config(cfg), callbacks=ours)
     except NotImplementedError as err:  # trl's server mode on a trainer without CUDA (see launch.vllm_server)
         if not (args.use_vllm and args.vllm_mode == "server"):
             raise
@@ -89,6 +100,47 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
         raise ConfigError(f"training.vllm_mode=server: the vLLM server at {url} answered, but trl 1.16 syncs the "
                           f"trainer's weights to it over NCCL only, which needs CUDA on the trainer ({err}); on CPU "
                           "use training.vllm_mode=colocate") from err
+    if not args.use_vllm and (stops.strings or stops.token_ids):
+        stop_hf_generation(trainer, stops, tokenizer)
+    use_step_lines(trainer, list(cfg.rewards), str(cfg.output_dir / METRICS_FILE))
+    quiet_tied_weights(trainer)
+    keep_tokens_out_of_saves(trainer)
+    return trainer
+
+
+def stop_hf_generation(trainer, stops: Stops, tokenizer) -> None:
+    """Make trl's HF generation stop where vLLM would: on the stop tokens and after the stop strings.
+
+    trl 1.16 builds the GenerationConfig of its HF path from ``generation_kwargs`` (vLLM's ``stop`` means nothing
+    there) and calls ``generate`` without the tokenizer, which transformers needs to match strings; its list of
+    end tokens also decides where a completion's loss mask ends, so the stop tokens join it.
+    """
+    trainer.eos_token_ids = list(dict.fromkeys([*trainer.eos_token_ids, *stops.token_ids]))
+    for key, value in stops.hf(trainer.eos_token_ids).items():
+        setattr(trainer.generation_config, key, value)
+        trainer.generation_kwargs[key] = value
+    if stops.strings:
+        model = trainer.model
+        model.generate = functools.partial(type(model).generate, model, tokenizer=tokenizer)
+
+
+def keep_tokens_out_of_saves(trainer) -> None:
+    """Trainer pickles its arguments into every save (``training_args.bin`` beside the model and in each
+    checkpoint), ``hub_token`` included; while it saves, every token field of ``trainer.args`` reads as its
+    placeholder (``run.secrets``), and holds the real token again before anything is pushed to the hub."""
+    original = trainer._save
+
+    def save(*args, **kwargs):
+        tokens = {k: v for k, v in vars(trainer.args).items() if is_secret(k) and isinstance(v, str) and v}
+        for key in tokens:
+            setattr(trainer.args, key, placeholder(key))
+        try:
+            return original(*args, **kwargs)
+        finally:
+            for key, value in tokens.items():
+                setattr(trainer.args, key, value)
+
+    trainer._save = save
 
 
 class _Heartbeat(threading.Thread):
