@@ -34,11 +34,12 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 @pytest.mark.parametrize("vllm", [False, True])
 @pytest.mark.parametrize("name", GPU)
-def test_a_rehearsal_changes_only_what_it_lists(name, vllm, tmp_path):
+def test_a_rehearsal_changes_only_what_it_lists(name, vllm, tmp_path, cache):
     from tinyzero_trl.launch.plan import prepare
+    from tinyzero_trl.tiny.rehearsal import build_rehearsal_model
 
     repro = Reproduction.load(name)
-    plan = plan_rehearsal(repro, tmp_path / "run", assets=tmp_path / "assets", vllm=vllm)
+    plan = plan_rehearsal(repro, tmp_path / "run", assets=cache / "assets", vllm=vllm)
     real = flatten(compose(repro.hydra_overrides(tmp_path / "run", [])))
     rehearsal = flatten(compose(repro.hydra_overrides(tmp_path / "run", plan.overrides)))
     changed = {k for k in set(real) | set(rehearsal) if real.get(k) != rehearsal.get(k)}
@@ -53,7 +54,8 @@ def test_a_rehearsal_changes_only_what_it_lists(name, vllm, tmp_path):
         assert "generation" in whats  # HF generate instead of vLLM, said so
     if vllm and real.get("training.vllm_mode") == "server":
         assert plan.vllm_server and "weights sent to the vLLM server" in whats
-    # trl's own batch checks, for the processes the rehearsal starts
+    # trl's own batch checks, for the processes the rehearsal starts (prepare wants the stand-in built)
+    build_rehearsal_model(plan.model, plan.model_dir)
     prepare(repro.hydra_overrides(tmp_path / "run", plan.overrides), accelerate=repro.accelerate,
             num_processes=plan.num_processes, cpu=True)
     assert plan.evaluate["scorer" if "scorer" in repro.evaluate else "task"] == \

@@ -111,10 +111,10 @@ def rehearse(name: str, *, output_dir: str | None = None, extra: list[str] | Non
 
     check_folder(repro, compose(repro.hydra_overrides(out, [])))
     with environment(plan.env):
+        build_assets(plan, repro, assets)  # first: prepare checks that the model directory exists
         prepared = prepare(repro.hydra_overrides(out, [*plan.overrides, *(extra or [])]), accelerate=repro.accelerate,
                            num_processes=plan.num_processes, cpu=True, vllm_gpus=1 if plan.vllm_server else 0,
                            vllm_port=free_port())
-        build_assets(plan, repro, assets)
         print(render(prepared, repro.header(), sized_for_cpu=True), flush=True)
         protocol = _preflight(name, plan, prepared, started)
         outcome = run(prepared, around=_Recorded(plan, protocol), debug=debug)
