@@ -41,10 +41,22 @@ CHECK_VLLM_SHARE = 0.25
 STEPS = 3
 # What the package imports that the device image lacks (pins from constraints.txt); vLLM's CUDA wheel is far over
 # the 64 MiB a device call carries and is built for its own torch, so without it generation is HF generate (said).
-CARRY = {"trl": "trl==1.16.0", "datasets": "datasets==5.2.0 dill multiprocess", "hydra": "hydra-core==1.3.8",
-         "omegaconf": "omegaconf antlr4-python3-runtime==4.9.3", "pydantic": "pydantic pydantic-core annotated-types "
-         "typing-inspection", "math_verify": "math-verify==0.9.0 latex2sympy2_extended", "deepspeed": "deepspeed==0.19.8",
+CARRY = {"trl": "trl==1.16.0", "datasets": "datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19",
+         "hydra": "hydra-core==1.3.8", "omegaconf": "omegaconf==2.3.1 antlr4-python3-runtime==4.9.3",
+         "pydantic": "pydantic==2.14.3 pydantic-core==2.50.4 annotated-types==0.8.0 typing-inspection==0.4.5",
+         "math_verify": "math-verify==0.9.0 latex2sympy2_extended==1.11.0",
+         "deepspeed": "deepspeed==0.19.8 (an sdist: optional, without it the check runs plain DDP, said)",
          "vllm": "vllm==0.31.0 (not carryable: pre-install it, or the check generates with HF)"}
+
+
+def use_checkout_source() -> None:
+    """Import this checkout's package without an install (a device machine): its src/ first on sys.path, and in
+    PYTHONPATH for the trainer processes that accelerate starts."""
+    if importlib.util.find_spec("tinyzero_trl") is not None:
+        return
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    sys.path.insert(0, src)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
 
 
 def missing_modules() -> list[str]:
@@ -150,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=FOLDERS, default=None)
     parser.add_argument("--work", default=None, help="where models, mirrors and runs go (default: a temporary folder)")
     args = parser.parse_args(argv)
+    use_checkout_source()
     missing = missing_modules()
     needed = [m for m in missing if m != "vllm" and not (m == "deepspeed")]
     if missing:
