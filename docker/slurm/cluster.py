@@ -17,7 +17,9 @@ generated ``slurm.conf`` (and nothing under /etc touched):
   are this cluster's, and in it ``slurmd -N nodeN`` and, unless ``--no-docker``, a private ``dockerd``
   (``--bridge=none --iptables=false --ip6tables=false``, as docker/engine.py starts it), so that
   ``docker run --network host`` on a node puts the container on that node's network, as on real machines.
-  A ``TaskProlog`` points each job task's ``docker`` at its node's daemon (``DOCKER_HOST``).
+  A ``TaskProlog`` points each job task's ``docker`` at its node's daemon (``DOCKER_HOST``). A node's Docker
+  data lives on a sparse ext4 image loop-mounted in that node's mount namespace, so ``down`` deletes one file
+  instead of the loaded images' ~200,000 (minutes on a busy machine).
 
 Why namespaces and not several slurmd on one address: Debian's build does allow that (``scontrol show config``
 says ``MULTIPLE_SLURMD = Yes``), but then every node is this machine, all containers share one network and one
@@ -223,15 +225,18 @@ class Cluster:
         self._save()
         return proc.pid
 
-    def _in_node(self, node: str, command: list[str]) -> list[str]:
+    def _in_node(self, node: str, command: list[str], loop_mount: tuple[Path, Path] | None = None) -> list[str]:
         """``command`` inside the node: its network namespace, a mount namespace with the cluster's /etc/hosts and
-        resolv.conf, and a UTS namespace whose hostname is the node's name. The last exec keeps the pid."""
+        resolv.conf (and ``loop_mount``'s filesystem image mounted, if given), and a UTS namespace whose hostname is
+        the node's name. The last exec keeps the pid; the mounts end with the namespace's last process."""
         ns = self.record["netns"][node]
         files = self.state / "etc"
         script = ('mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && hostname "$3" '
-                  '&& shift 3 && exec "$@"')
+                  '&& { [ -z "$4" ] || mount -o loop "$4" "$5"; } && shift 5 && exec "$@"')
+        image, target = (str(loop_mount[0]), str(loop_mount[1])) if loop_mount else ("", "")
         return ["nsenter", f"--net=/run/netns/{ns}", "unshare", "--mount", "--uts", "--propagation", "slave",
-                "sh", "-c", script, "sh", str(files / "hosts"), str(files / "resolv.conf"), node, *command]
+                "sh", "-c", script, "sh", str(files / "hosts"), str(files / "resolv.conf"), node, image, target,
+                *command]
 
     # ------------------------------------------------------------------ up
 
@@ -394,13 +399,32 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
     def _dockerd(self, node: str) -> None:
         d = self.state / "nodes" / node
         d.mkdir(parents=True, exist_ok=True)
+        (d / "docker").mkdir(exist_ok=True)
         command = ["dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false",
                    "--host", self.docker_host(node), "--data-root", str(d / "docker"),
                    "--exec-root", str(d / "docker-exec"), "--pidfile", str(d / "dockerd.pid")]
-        self._start(f"dockerd-{node}", self._in_node(node, command), d / "dockerd.log", str(d / "docker"))
+        self._start(f"dockerd-{node}", self._in_node(node, command, self._docker_filesystem(d)), d / "dockerd.log",
+                    str(d / "docker"))
         env = dict(os.environ, DOCKER_HOST=self.docker_host(node))
         self._wait(lambda: sh("docker", "info", check=False, env=env, timeout=30).returncode == 0, 120,
                    f"dockerd on {node}", d / "dockerd.log")
+
+    def _docker_filesystem(self, d: Path) -> tuple[Path, Path] | None:
+        """A sparse ext4 image for the node's Docker data, mounted (loop) in the node's own mount namespace: a loaded
+        image is some 200,000 files, which take minutes to delete one by one on a busy machine, and one file to
+        delete as an image. None (a plain folder) where mkfs.ext4 is missing or the image cannot be made."""
+        image = d / "docker.ext4"
+        if shutil.which("mkfs.ext4") is None or shutil.which("losetup") is None:
+            return None
+        with open(image, "wb") as fh:
+            fh.truncate(self.DOCKER_FS_BYTES)
+        made = sh("mkfs.ext4", "-q", "-F", "-m", "0", str(image), check=False)
+        if made.returncode != 0:
+            image.unlink()
+            return None
+        return image, d / "docker"
+
+    DOCKER_FS_BYTES = 64 * 2**30  # sparse: only what the images use takes disk space
 
     def _slurmd(self, node: str) -> None:
         d = self.state / "nodes" / node
@@ -427,6 +451,15 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
             time.sleep(0.5)
 
     # ------------------------------------------------------------------ using it
+
+    def attach(self) -> None:
+        """Use a cluster another process stood up in ``state`` (its daemons must still run)."""
+        self._load()
+        pids = self.record.get("pids", {})
+        dead = [k for k, v in pids.items() if not _alive(v["pid"])]
+        if not pids or dead:
+            raise RuntimeError(f"{self.state}: no running cluster there" + (f" ({', '.join(dead)} gone)" if dead else ""))
+        self.n = len(self.record["nodes"])
 
     def load_image(self, tar: Path) -> float:
         """``docker load`` the image archive on every node (in parallel); returns the seconds it took."""
@@ -481,8 +514,10 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
                 sh("ip", "link", "del", link, check=False)
                 time.sleep(0.5)
         for node in self.record.get("nodes", []):
+            d = self.state / "nodes" / node
+            (d / "docker.ext4").unlink(missing_ok=True)  # its mount ended with the node's namespaces
             for sub in ("docker", "docker-exec"):
-                shutil.rmtree(self.state / "nodes" / node / sub, ignore_errors=True)
+                shutil.rmtree(d / sub, ignore_errors=True)
         self.record = {"stopped": True, "was": {k: v for k, v in self.record.items() if k != "pids"}}
         self._save()
         self.record = {}
