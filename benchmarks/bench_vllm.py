@@ -37,7 +37,7 @@ def evaluation(model: str) -> dict:
 
     from tinyzero_trl.config import DataConfig
     from tinyzero_trl.data import load_task_data
-    from tinyzero_trl.generation import Sampling, generate_hf, generate_vllm, prompt_texts
+    from tinyzero_trl.evaluation.generation import Sampling, generate_hf, generate_vllm, prompt_texts
 
     tok = AutoTokenizer.from_pretrained(model)
     data = DataConfig(task="countdown", source="generate", template="r1-chat", num_train=8, num_test=EVAL_ITEMS)
@@ -62,7 +62,7 @@ def evaluation(model: str) -> dict:
 
 def run(quick: bool = False) -> dict:
     """Both comparisons; ratios are vLLM's speed-up over HF (above 1: vLLM faster)."""
-    from tinyzero_trl.tiny_model import build_tiny_model
+    from tinyzero_trl.tiny.random_model import build_tiny_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

@@ -16,7 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """Path of a random 2-layer Qwen2 + ChatML tokenizer, built once per test session."""
-    from tinyzero_trl.tiny_model import build_tiny_model
+    from tinyzero_trl.tiny.random_model import build_tiny_model
 
     return str(build_tiny_model("qwen2", tmp_path_factory.mktemp("tiny-qwen2")))
 

@@ -34,6 +34,8 @@ def _files(tmp: Path) -> dict[str, str]:
 TRAIN_CASES = [
     ("typo-key", ["training.learning_rat=1e-5"], 2, "did you mean 'learning_rate'"),
     ("typo-key-added", ["+training.learnig_rate=1e-5"], 2, "did you mean 'learning_rate'"),
+    ("typo-section", ["trainig.max_steps=3"], 2, "unknown config section 'trainig' in 'trainig.max_steps'; did you "
+                                                 "mean 'training'?"),
     ("unset-key", ["training.top_k=5"], 2, "not set by the recipe: add it with +training.top_k=5"),
     ("two-recipes", ["+math=grpo-deepseek-distill-1.5b-inst"], 2, "2 recipes given"),
     ("bad-override", ["training.learning_rate=="], 2, "cannot parse the override"),
@@ -89,6 +91,8 @@ def _assert_one_line(code, err, want_code, message, out_dir: Path | None = None)
     assert len(ours) == 1 and message in ours[0], err
     if out_dir is not None and (out_dir / "run.json").is_file():
         assert json.loads((out_dir / "run.json").read_text()).get("status") != "completed"
+    if out_dir is not None and out_dir.is_dir():  # a refused run leaves no empty run directory behind
+        assert any(out_dir.iterdir()), f"{out_dir} was left behind, empty"
 
 
 def _train(args, capsys, *, dry_run=False):
@@ -117,6 +121,7 @@ def test_train_launch_options(tiny_model, tmp_path, capsys, case, extra, want, m
     (["countdown=grpo-qwen-2.5-3b-base"], "'countdown' is a recipe group: write +countdown="),
     (["+countdwn=grpo-qwen-2.5-3b-base"], "unknown config key 'countdwn'; did you mean 'countdown'"),
     ([RECIPE, "training.learning_rat=1e-5"], "did you mean 'learning_rate'"),
+    ([RECIPE, "model.name_or_path=/no/such/model"], "no such model directory"),  # before: exit 0
 ])
 def test_dry_run_gives_the_same_one_line(capsys, args, message):
     """Before: a 60-line Hydra traceback for the same unknown key."""
@@ -124,7 +129,7 @@ def test_dry_run_gives_the_same_one_line(capsys, args, message):
 
 
 def test_a_live_run_in_the_directory_is_not_touched(tiny_model, tmp_path, capsys):
-    from tinyzero_trl.run_dir import this_process
+    from tinyzero_trl.run.status import this_process
 
     out = tmp_path / "run"
     out.mkdir()
@@ -139,7 +144,7 @@ def test_a_live_run_in_the_directory_is_not_touched(tiny_model, tmp_path, capsys
 def test_a_run_made_with_other_settings_is_not_resumed(tiny_model, tmp_path, capsys):
     import yaml
 
-    from tinyzero_trl.recipes import compose
+    from tinyzero_trl.config.compose import compose
 
     out = tmp_path / "run"
     args = [RECIPE, "+smoke=cpu", f"model.name_or_path={tiny_model}", "data.source=generate",
@@ -175,15 +180,44 @@ def test_reproduce(tmp_path, capsys, args, message):
     _assert_one_line(code, capsys.readouterr().err, 2, message, tmp_path / "r")
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "no such run directory; make the run with `tinyzero-trl reproduce countdown-tiny --output-dir"),
+    (lambda d: d.mkdir(), "the directory is empty; make the run with `tinyzero-trl reproduce countdown-tiny"),
+])
+def test_verify_names_the_command_that_makes_the_run(tmp_path, capsys, make, message):
+    """Before: "run `tinyzero-trl reproduce NAME` first" with a literal NAME, and an empty directory "missing"."""
+    make(tmp_path / "r")
+    code = main(["verify", "countdown-tiny", "--run-dir", str(tmp_path / "r")])
+    _assert_one_line(code, capsys.readouterr().err, 2, message)
+
+
+def test_reproduce_help_lists_the_reproductions_and_its_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    assert "clevr-2b, clevr-tiny, countdown-0.5b" in out and "math-1.5b, math-tiny" in out and "KEY=VALUE" in out and "the reproduction:" in out
+
+
+def test_an_unreachable_hub_is_named_at_once():
+    """Before: five retries with backoff (~25 s) for a hub id the hub cannot be asked about."""
+    code = ("import time\nfrom tinyzero_trl.model.loading import check_model\nstart = time.monotonic()\ntry:\n"
+            "    check_model('org/no-such-model')\nexcept Exception as err:\n    print(err)\n"
+            "print('SECONDS=%.1f' % (time.monotonic() - start))")
+    env = {**ENV, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": "/nonexistent-hf-home"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert "the hub could not provide it: http://127.0.0.1:9 cannot be reached" in proc.stdout, proc.stdout
+    assert float(proc.stdout.split("SECONDS=")[1]) < 10, proc.stdout
+
+
 def test_reproduce_takes_overrides_anywhere(capsys):
     """Before: `reproduce NAME --output-dir X key=value` failed with argparse's "unrecognized arguments"."""
     assert main(["reproduce", "countdown-tiny", "--output-dir", "/tmp/never", "seed=3", "--dry-run"]) == 0
-    assert "--config /tmp/never/config.yaml" in capsys.readouterr().out
+    assert "grpo.py --run /tmp/never" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [
     (["countdown", "--model_path", "FILE"], "is a file; give the model's directory"),
-    (["countdown", "--model_path", "NOMODEL"], "no config.json there"),
+    (["countdown", "--model_path", "NOMODEL"], "has no config.json"),
     (["countdown", "--model_path", "TINY", "--temperature", "-1"], "temperature=-1.0"),
     (["countdown", "--model_path", "TINY", "--scorer", "nope"], "--scorer 'nope' is not a reward"),
     (["math", "--model_path", "TINY", "--data-source", "local", "--data-path", "EMPTY"], "is empty"),
@@ -201,16 +235,32 @@ def _run(cmd, timeout=300):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
-def test_a_failure_inside_the_training_process_ends_with_its_line_not_the_launchers_traceback(tiny_model, tmp_path):
-    """TRL's own check fails in the child; `train` shows that line last, and hides accelerate's traceback."""
+def test_trls_own_batch_check_refuses_the_run_before_anything_is_launched(tiny_model, tmp_path):
+    """trl's GRPOConfig checks the batch against the launch's processes in the launcher: one line, nothing started."""
     out = tmp_path / "run"
     proc = _run([sys.executable, "-m", "tinyzero_trl.cli", "train", RECIPE, "+smoke=cpu",
                  f"model.name_or_path={tiny_model}", "data.source=generate", f"training.output_dir={out}",
                  "training.per_device_train_batch_size=3"])
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr and "CalledProcessError" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("tinyzero-trl train: training: generation_batch_size (3) must be divisible"), last
+    assert "accelerate.commands.launch" not in proc.stdout and not (out / "config.yaml").exists()
+
+
+def test_a_failure_inside_the_training_process_ends_with_its_line_not_the_launchers_traceback(tiny_model, tmp_path):
+    """Only the training process reads every row of a data file: a bad row fails there, and `train` shows that
+    process's line last, with its exit code, and hides accelerate's traceback."""
+    out, data = tmp_path / "run", tmp_path / "tasks.jsonl"
+    rows = [{"input": "x", "gt_answer": json.dumps({"target": 3, "numbers": [1, 2]})}] * 12
+    rows[5] = {"input": "x", "gt_answer": "{not json"}
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = _run([sys.executable, "-m", "tinyzero_trl.cli", "train", RECIPE, "+smoke=cpu",
+                 f"model.name_or_path={tiny_model}", "data.source=local", f"data.path={data}", "data.num_test=2",
+                 f"training.output_dir={out}"])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "CalledProcessError" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"tinyzero-trl train: {data}: row 5 (counting from 0), field gt_answer: not valid JSON"), last
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
 
 

@@ -1,67 +1,69 @@
-"""The package's import graph: no circles, counting imports inside functions too (they are still dependencies)."""
+"""The package's layers are a contract, checked by import-linter (``lint-imports``, contracts in pyproject.toml).
+
+Each test runs the real tool: on the tree as it is (kept), and on a copy with one deliberate upward import or
+import cycle added (broken, naming the import), so the contract is seen to catch what it exists for.
+"""
 
 from __future__ import annotations
 
-import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-SRC = Path(__file__).parents[1] / "src"
+import pytest
+
+from support import ROOT
+
+LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command as c; "
+                              "sys.exit(c(['--config', sys.argv[1], '--no-cache']))"]
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def lint(src: Path) -> subprocess.CompletedProcess:
+    """``lint-imports`` over the package found in ``src`` (the copy shadows the installed one)."""
+    return subprocess.run([*LINT, str(ROOT / "pyproject.toml")], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"})
 
 
-def import_graph() -> dict[str, set[str]]:
-    """module -> the tinyzero_trl modules it imports anywhere in its body."""
-    files = {_module_name(p): p for p in SRC.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in files.items():
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            deps |= {t for t in targets if t in files and t != name}
-        graph[name] = deps
-    return graph
+@pytest.fixture
+def copy(tmp_path) -> Path:
+    """A copy of src/ (Python files only) to break on purpose."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src", src, ignore=lambda d, names: [n for n in names if not (
+        n.endswith(".py") or (Path(d) / n).is_dir()) or n == "__pycache__"])
+    return src
 
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import circle as a list of modules (first == last), or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for dep in sorted(graph[node]):
-            if state.get(dep) == 1:
-                return stack[stack.index(dep):] + [dep]
-            if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return None
+def test_the_layers_hold():
+    proc = lint(ROOT / "src")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "2 kept, 0 broken" in proc.stdout
 
 
-def test_the_checker_finds_a_circle():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": set()}) is None
+def test_an_upward_import_breaks_the_layers(copy):
+    """run/ is near the bottom: importing the command line from it is what the layers forbid."""
+    files = copy / "tinyzero_trl" / "run" / "files.py"
+    files.write_text(files.read_text() + "\n\ndef _up():\n    from tinyzero_trl.cli import main\n\n    return main\n")
+    proc = lint(copy)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "layers: each package imports only the packages below it BROKEN" in proc.stdout
+    assert "tinyzero_trl.run.files -> tinyzero_trl.cli" in proc.stdout
 
 
-def test_no_import_circles_under_src():
-    cycle = find_cycle(import_graph())
-    assert cycle is None, " -> ".join(cycle)
+def test_two_independent_packages_may_not_import_each_other(copy):
+    """data and rewards sit side by side: neither may use the other."""
+    module = copy / "tinyzero_trl" / "rewards" / "vision.py"
+    module.write_text(module.read_text() + "\n\ndef _side():\n    from tinyzero_trl.data import tasks\n\n"
+                      "    return tasks\n")
+    proc = lint(copy)
+    assert proc.returncode == 1 and "tinyzero_trl.rewards.vision -> tinyzero_trl.data.tasks" in proc.stdout
+
+
+def test_an_import_cycle_inside_a_package_is_found(copy):
+    """run.claim imports run.status; status importing claim back closes a circle."""
+    status = copy / "tinyzero_trl" / "run" / "status.py"
+    status.write_text(status.read_text() + "\n\ndef _circle():\n    from tinyzero_trl.run import claim\n\n"
+                      "    return claim\n")
+    proc = lint(copy)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "no import cycles between the modules of a package BROKEN" in proc.stdout

@@ -83,3 +83,59 @@ def test_every_shown_dry_run_runs(where, argv, capsys, monkeypatch, tmp_path):
     except SystemExit as exit_:
         code = exit_.code
     assert code == 0, f"{where}\n  exits {code}: {capsys.readouterr().err[-500:]}"
+
+
+def python_block(path: Path, marker: str) -> str:
+    """The ```python block of a document whose first line contains ``marker``."""
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL)
+    return next(b for b in blocks if marker in b.splitlines()[0])
+
+
+def test_a_task_of_your_own_is_one_module_and_one_registration(tmp_path, monkeypatch):
+    """The README's task module, as written, registered through $TINYZERO_TASK_MODULES: a recipe names it, the
+    config check accepts it, and the trainer's data path loads it (the hub replaced by rows of GSM8K's shape)."""
+    import datasets
+
+    from tinyzero_trl.config import validate
+    from tinyzero_trl.config.compose import compose
+    from tinyzero_trl.data import TASKS, load_task_data
+
+    (tmp_path / "my_tasks.py").write_text(python_block(ROOT / "README.md", "my_tasks.py"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TINYZERO_TASK_MODULES", "my_tasks")
+    monkeypatch.delitem(TASKS, "gsm8k", raising=False)
+    rows = {"question": ["Tom has 3 apples and buys 4. How many?"] * 4, "answer": ["3 + 4 = 7\n#### 7"] * 4}
+    fake = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows), test=datasets.Dataset.from_dict(rows))
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: fake)
+    try:
+        cfg = validate(compose(["+math=grpo-tiny-base", "data.task=gsm8k", "model.name_or_path=/m",
+                                "training.output_dir=/tmp/never-written"]))
+        splits = load_task_data(cfg.data)
+    finally:
+        TASKS.pop("gsm8k", None)
+    assert cfg.data.task == "gsm8k" and splits["test"][0]["solution"] == "7"
+    assert splits["train"][0]["prompt"][0]["content"].endswith("Put the final answer within \\boxed{}.")
+
+
+def test_one_image_tag_scheme_in_the_build_the_docs_and_the_scripts():
+    """Issue 32: the build tagged tinyzero-trl:0.1.0-cpu while docker/README.md ran tinyzero-trl:cpu. Every image
+    tag written anywhere is tinyzero-trl:VERSION-cpu or -cuda (VERSION from pyproject.toml, or $VERSION), as the
+    build tags it and as the reproductions pin it."""
+    import sys
+
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    files = [*DOCS, ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.cpu",
+             ROOT / "docker" / "slurm" / "train.sbatch", *sorted((ROOT / "reproductions").glob("*/config.yaml"))]
+    # cpu-vllm: the CPU image plus vLLM's CPU build, for a vLLM node of the Slurm test cluster (docker/slurm)
+    allowed = re.compile(rf"tinyzero-trl:(?:{re.escape(version)}|\$?VERSION)-(?:cpu|cuda|cpu-vllm)")  # VERSION: prose
+    tags = [(f.relative_to(ROOT), m.group(0)) for f in files
+            for m in re.finditer(r"tinyzero-trl:(?:\$?VERSION-\w+|[\w.-]+)", f.read_text(encoding="utf-8"))]
+    assert len(tags) > 10 and [t for t in tags if not allowed.fullmatch(t[1])] == []
+    sys.path.insert(0, str(ROOT / "docker"))
+    try:
+        from nox_docker import build_commands
+    finally:
+        sys.path.remove(str(ROOT / "docker"))
+    built = [c[i + 1] for c in build_commands(["cpu", "cuda"], version, "c", "u") for i, a in enumerate(c)
+             if a == "--tag"]
+    assert built == [f"tinyzero-trl:{version}-cpu", f"tinyzero-trl:{version}-cuda"]

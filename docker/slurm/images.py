@@ -1,8 +1,8 @@
 """The images a Slurm job on the test cluster runs, saved to one archive for the nodes' own Docker daemons.
 
-``tinyzero-trl:cpu`` is built from this checkout exactly as docker/e2e.py builds it (the pinned base, else the
+``tinyzero-trl:VERSION-cpu`` is built from this checkout exactly as docker/e2e.py builds it (the pinned base, else the
 Debian substitute; the PyTorch CPU index, else this machine's torch wheel served on 127.0.0.1, each said out
-loud), and ``tinyzero-trl:cpu-vllm`` (docker/slurm/Dockerfile.vllm-cpu) on top of it. The build runs on the
+loud), and ``tinyzero-trl:VERSION-cpu-vllm`` (docker/slurm/Dockerfile.vllm-cpu) on top of it. The build runs on the
 engine that answers ``docker info``, else on a private dockerd under ``STATE/engine`` (docker/engine.py), which
 keeps its build cache and substitute base there for the next build: CI points ``STATE`` at the folder
 docker/e2e.py just used, so nothing is built twice. Stdlib only.
@@ -11,14 +11,17 @@ docker/e2e.py just used, so nothing is built twice. Stdlib only.
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import time
 from pathlib import Path
 
 DOCKER = Path(__file__).resolve().parents[1]
 ROOT = DOCKER.parent
-CPU = "tinyzero-trl:cpu"
-CPU_VLLM = "tinyzero-trl:cpu-vllm"
+# The build's one tag scheme, tinyzero-trl:VERSION-TARGET (docker/nox_docker.py build_commands)
+VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+CPU = f"tinyzero-trl:{VERSION}-cpu"
+CPU_VLLM = f"tinyzero-trl:{VERSION}-cpu-vllm"
 VLLM_DOCKERFILE = "docker/slurm/Dockerfile.vllm-cpu"
 
 

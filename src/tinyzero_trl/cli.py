@@ -36,48 +36,45 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--main-process-port", type=int, default=None)
 
 
-def _launch_result(command: str, code: int, error: dict | None) -> int:
-    """The trainer's own line (and exit code) when it reported one, else a line for a launch that failed silently."""
-    if error:
-        report(command, error.get("message", "training failed"), code=error.get("code", EXIT_FAILED),
-               every_rank=True)
-        return int(error.get("code") or EXIT_FAILED)
-    if code != 0:
-        report(command, f"the training launch exited with code {code} (see the output above)", every_rank=True)
-        return EXIT_FAILED
-    return 0
+def _verbose(args) -> None:
+    if args.verbose:  # every rank prints the full log dicts too (train.console reads it from the environment)
+        os.environ["TINYZERO_VERBOSE"] = "1"
 
 
 def cmd_train(args) -> int:
-    from tinyzero_trl import launch
+    from tinyzero_trl.launch.plan import prepare, render
+    from tinyzero_trl.launch.run import run
+
+    _verbose(args)
 
     overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
-    opts = {"accelerate": args.accelerate, "num_processes": args.num_processes, "num_machines": args.num_machines,
-            "machine_rank": args.machine_rank, "main_process_ip": args.main_process_ip,
-            "main_process_port": args.main_process_port, "vllm_server_url": args.vllm_server_url}
     if args.vllm_server_only:
-        from tinyzero_trl.recipes import compose
-        from tinyzero_trl.vllm_server import serve_only, split_gpus, vllm_server_for
+        from tinyzero_trl.config.compose import compose
+        from tinyzero_trl.launch.vllm_server import serve_only, split_gpus, vllm_server_for
 
-        resolved = compose(overrides)
         _, gpus = split_gpus(0, args.vllm_gpus or 1, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        return serve_only(vllm_server_for(resolved, gpus, args.vllm_port))
-    prepared = launch.prepare(overrides, vllm_gpus=args.vllm_gpus, vllm_port=args.vllm_port, **opts)
+        return serve_only(vllm_server_for(compose(overrides), gpus, args.vllm_port))
+    prepared = prepare(overrides, accelerate=args.accelerate, num_processes=args.num_processes,
+                       num_machines=args.num_machines, machine_rank=args.machine_rank,
+                       main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,
+                       vllm_gpus=args.vllm_gpus, vllm_port=args.vllm_port, vllm_server_url=args.vllm_server_url)
     if args.dry_run:
-        print(launch.render(prepared))
+        print(render(prepared))
         return 0
-    launch.preflight(prepared)
-    code, error = launch.start(prepared, debug=args.debug)
-    return _launch_result("train", code, error)
+    outcome = run(prepared, debug=args.debug)
+    if outcome.code != 0:
+        report("train", outcome.message or "training failed", code=outcome.code, every_rank=True)
+    return outcome.code
 
 
 def cmd_evaluate(args) -> int:
-    from tinyzero_trl.evaluate import evaluate
+    from tinyzero_trl.evaluation.evaluate import evaluate
 
     data = {"source": args.data_source, "path": args.data_path, "template": args.template}
     result = evaluate(args.task, args.model_path, backend=args.backend, limit=args.limit,
                       num_samples=args.num_samples, temperature=args.temperature, top_p=args.top_p,
-                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, stop=args.stop, batch_size=args.batch_size,
+                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, stop=args.stop,
+                      stop_token_ids=args.stop_token_id, strip=args.strip, batch_size=args.batch_size,
                       data_overrides=data, scorer=args.scorer, revision=args.revision,
                       trust_remote_code=args.trust_remote_code, seed=args.seed, output=args.output)
     print(json.dumps({k: v for k, v in result.items() if k != "items"}, indent=2))
@@ -85,7 +82,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from tinyzero_trl.reproductions import Reproduction, list_reproductions
+    from tinyzero_trl.reproduce.folders import Reproduction, list_reproductions
 
     for name in list_reproductions():
         repro = Reproduction.load(name)
@@ -94,16 +91,17 @@ def cmd_list(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from tinyzero_trl.reproductions import reproduce
+    from tinyzero_trl.reproduce.pipeline import reproduce
 
+    _verbose(args)
     return reproduce(args.name, output_dir=args.output_dir, dry_run=args.dry_run, extra=args.overrides,
                      num_processes=args.num_processes, debug=args.debug)
 
 
 def cmd_verify(args) -> int:
-    from tinyzero_trl.reproductions import Reproduction, runs_root
-    from tinyzero_trl.verify import UnusableRun, verify_runs
-    from tinyzero_trl.verify_report import format_table
+    from tinyzero_trl.reproduce.folders import Reproduction, runs_root
+    from tinyzero_trl.verification.report import format_table
+    from tinyzero_trl.verification.verify import UnusableRun, verify_runs
 
     try:
         repro = Reproduction.load(args.name)
@@ -133,7 +131,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from tinyzero_trl.record import record
+    from tinyzero_trl.reproduce.record import record
 
     path = record(args.name, args.seeds, every=args.every, window=args.window)
     print(f"wrote {path}")
@@ -141,7 +139,7 @@ def cmd_record(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from tinyzero_trl.tiny_model import build_tiny_model
+    from tinyzero_trl.tiny.random_model import build_tiny_model
 
     print(build_tiny_model(args.arch, args.out, vllm=args.vllm))
     return 0
@@ -149,12 +147,19 @@ def cmd_tiny_model(args) -> int:
 
 def cmd_tiny_base(args) -> int:
     """Rebuild a tiny base model (--task) and say whether it is bit-identical to the packaged one."""
-    from tinyzero_trl.tiny_pretrain import base_module, compare_with_packaged
+    from tinyzero_trl.tiny.pretrain import base_module, compare_with_packaged
 
     module = base_module(args.task)
     same, lines = compare_with_packaged(module.build_tiny_base(args.out), module.PACKAGED_DIR)
     print("\n".join(lines))
     return 0 if same or not args.check else 1
+
+
+def _reproduction_names() -> str:
+    """The reproduction folders' names, for ``--help`` (a directory listing: nothing heavy is imported)."""
+    from tinyzero_trl.reproduce.folders import list_reproductions
+
+    return ", ".join(list_reproductions()) or "none found (set TINYZERO_REPRODUCTIONS=DIR)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,9 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                                             "a run that cannot be judged, 3 verify: UNCHECKED, 130/143 interrupted")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
+    training = argparse.ArgumentParser(add_help=False)  # what train and reproduce share
+    training.add_argument("--verbose", action="store_true", help="print every logged metric of every step (they "
+                                                                 "always go to metrics.jsonl), not one line a step")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", parents=[common], help="launch GRPO training with Hydra overrides (via accelerate)")
+    p = sub.add_parser("train", parents=[common, training], help="launch GRPO training with Hydra overrides (via accelerate)")
     _add_launch_args(p)
     p.add_argument("--fresh", action="store_true", help="set an existing run directory aside instead of resuming")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan and exit")
@@ -181,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", parents=[common], help="held-out accuracy of a saved model")
-    p.add_argument("task", choices=["countdown", "math", "multimodal"])
+    p.add_argument("task", help="countdown, math, multimodal (or a task registered by $TINYZERO_TASK_MODULES)")
     p.add_argument("--model_path", "--model-path", required=True)
     p.add_argument("--backend", choices=["auto", "vllm", "hf"], default="auto")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items")
@@ -192,7 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=1024)
     p.add_argument("--stop", action="append", default=None, metavar="TEXT",
-                   help="a string that ends a completion (repeatable), e.g. --stop $'\\nUser:' for base models")
+                   help="a string that ends a completion (repeatable), e.g. --stop $'\\nUser:' for base models; one "
+                        "that is a special token of the tokenizer ends it as that token, on both backends")
+    p.add_argument("--stop-token-id", type=int, action="append", default=None, metavar="ID",
+                   help="a token id that ends a completion, as EOS does (repeatable)")
+    p.add_argument("--strip", action="store_true",
+                   help="score each completion without surrounding whitespace (oat-zero's evaluator)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--data-source", choices=["hub", "local", "generate"], default=None)
     p.add_argument("--data-path", default=None)
@@ -207,12 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", parents=[common], help="list the reproductions")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("reproduce", parents=[common], help="run a reproduction end to end")
-    p.add_argument("name")
+    names = _reproduction_names()
+    p = sub.add_parser("reproduce", parents=[common, training], help="run a reproduction end to end",
+                       description="Run a reproduction end to end: base evaluation, GRPO, final evaluation, "
+                                   "summary.json and curves.png in the run directory.")
+    p.add_argument("name", help=f"the reproduction: {names} (`tinyzero-trl list` says what each claims and needs)")
     p.add_argument("--output-dir", default=None, help="run directory (default: $TINYZERO_RUNS/NAME or runs/NAME)")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan; download nothing")
     p.add_argument("--num-processes", type=int, default=None)
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="overrides on top of the pinned config, anywhere after NAME (e.g. seed=3)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("verify", parents=[common], help="check a run against its reference curve")
@@ -239,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tiny_model)
 
     p = sub.add_parser("tiny-base", parents=[common], help="rebuild a tiny base model offline and compare with the packaged one")
-    p.add_argument("--task", choices=["countdown", "math"], default="countdown",
-                   help="countdown: countdown-tiny's base (default); math: math-tiny's")
+    p.add_argument("--task", choices=["countdown", "math", "clevr"], default="countdown",
+                   help="countdown: countdown-tiny's base (default); math: math-tiny's; clevr: clevr-tiny's")
     p.add_argument("--out", required=True, help="directory for the rebuilt model")
     p.add_argument("--check", action="store_true", help="exit 1 unless the rebuild is bit-identical")
     p.set_defaults(func=cmd_tiny_base)

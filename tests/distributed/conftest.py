@@ -18,7 +18,7 @@ RUN_TIMEOUT = 300
 @pytest.fixture(scope="session")
 def dist_model(tmp_path_factory) -> str:
     """A random 2-layer Qwen2 + tokenizer, built once for all distributed tests."""
-    from tinyzero_trl.tiny_model import build_tiny_model
+    from tinyzero_trl.tiny.random_model import build_tiny_model
 
     return str(build_tiny_model("qwen2", tmp_path_factory.mktemp("dist-tiny-qwen2")))
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from support import LEARNING_SIGNAL, assert_every_parameter_moved
-from tinyzero_trl.metrics import read_metrics
-from tinyzero_trl.run_dir import read_status
+from tinyzero_trl.run.metrics import read_metrics
+from tinyzero_trl.run.status import read_status
 
 from .conftest import free_port, start_train, wait_all
 

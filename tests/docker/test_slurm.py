@@ -14,7 +14,7 @@ what a killed test left), ``TINYZERO_SLURM_REPORT`` (a JSON file for the timings
 altered copy to see a test fail when the handling it checks is switched off), ``TINYZERO_SLURM_IMAGES`` (an
 images archive from an earlier run, instead of building one), ``TINYZERO_SLURM_CLUSTER`` (the ``--state`` of a
 cluster stood up with ``cluster.py up --image-tar ...``: the tests run on it and leave it up, for reruns),
-``TINYZERO_SLURM_CPU_IMAGE`` (the image the training jobs run, default tinyzero-trl:cpu: one with a change to try).
+``TINYZERO_SLURM_CPU_IMAGE`` (the image the training jobs run, default tinyzero-trl:0.1.0-cpu: one with a change to try).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def shared_folder(state: Path) -> Path:
     shared.chmod(0o755)
     (shared / "runs").mkdir()
     shutil.copytree(ROOT / "src" / "tinyzero_trl" / "assets" / "countdown-tiny-base", shared / "runs" / "tiny-base")
-    from tinyzero_trl.tiny_model import build_tiny_model
+    from tinyzero_trl.tiny.random_model import build_tiny_model
 
     build_tiny_model("qwen2", shared / "runs" / "tiny-vllm", vllm=True)
     return shared
@@ -163,8 +163,8 @@ def jobs():
 
 
 def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
-    from tinyzero_trl.metrics import read_metrics
-    from tinyzero_trl.run_dir import read_status
+    from tinyzero_trl.run.metrics import read_metrics
+    from tinyzero_trl.run.status import read_status
 
     return read_status(run_dir), read_metrics(run_dir / "metrics.jsonl")  # strict: a repeated step raises
 
@@ -178,7 +178,7 @@ def weights(path: Path) -> dict:
 def verify_style_checks(run_dir: Path, steps: int) -> None:
     """What verify checks of any run before judging it: completed, metrics complete and unrepeated, every loss,
     gradient norm and reward mean a possible number (sanity.check_metrics)."""
-    from tinyzero_trl.sanity import check_metrics
+    from tinyzero_trl.verification.sanity import check_metrics
 
     status, rows = read_run(run_dir)
     assert status["status"] == "completed" and status["global_step"] == steps, status

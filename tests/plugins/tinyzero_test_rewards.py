@@ -13,3 +13,18 @@ from tinyzero_trl.rewards.format import completion_texts
 def text_variety(completions, **kwargs) -> list[float]:
     """Distinct characters over length: any two different completions are likely to score differently."""
     return [len(set(t)) / len(t) if t else 0.0 for t in (c or "" for c in completion_texts(completions))]
+
+
+@register("record_completions", bounds=(0.0, 0.0))
+def record_completions(completions, completion_ids=None, **kwargs) -> list[float]:
+    """Append what a reward receives (each completion's text and token ids) to ``$TINYZERO_RECORD``; score 0."""
+    import json
+    import os
+
+    path = os.environ.get("TINYZERO_RECORD")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            for i, text in enumerate(completion_texts(completions)):
+                ids = list(completion_ids[i]) if completion_ids is not None else None
+                fh.write(json.dumps({"text": text, "ids": ids}) + "\n")
+    return [0.0] * len(completions)

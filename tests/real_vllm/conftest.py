@@ -77,7 +77,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def vllm_model(tmp_path_factory) -> str:
     """A random tiny Qwen2 in the shape vLLM's CPU attention runs (``tinyzero-trl tiny-model --vllm``)."""
-    from tinyzero_trl.tiny_model import build_tiny_model
+    from tinyzero_trl.tiny.random_model import build_tiny_model
 
     return str(build_tiny_model("qwen2", tmp_path_factory.mktemp("tiny-vllm"), vllm=True))
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tinyzero_trl.metrics import read_metrics
-from tinyzero_trl.run_dir import read_status
+from tinyzero_trl.run.metrics import read_metrics
+from tinyzero_trl.run.status import read_status
 
 from .conftest import HERE, run_cli
 

@@ -60,7 +60,7 @@ def expected_first_token(model: str, prompt: str, temperature: float, top_k: int
 def test_sampling_settings_mean_the_same_on_both_backends(vllm_model):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tinyzero_trl.generation import Sampling, generate_hf, generate_vllm
+    from tinyzero_trl.evaluation.generation import Sampling, generate_hf, generate_vllm
 
     prompt, n = "The answer is", 400
     sampling = Sampling(num_samples=n, temperature=1.0, top_k=5, top_p=0.8, max_new_tokens=1, seed=0)

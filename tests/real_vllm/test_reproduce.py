@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tinyzero_trl.run_dir import read_status
+from tinyzero_trl.run.status import read_status
 
 from .conftest import MB
 

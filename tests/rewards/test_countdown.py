@@ -11,11 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyzero_trl.rewards.countdown import (
-    MAX_DEPTH,
-    countdown_equation_reward,
-    evaluate_expression,
-)
+from tinyzero_trl.rewards.countdown import MAX_DEPTH, countdown_equation_reward, evaluate_expression
 from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
 from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 
@@ -67,6 +63,7 @@ def test_correct_answers_score_one(answer, nums, target):
         ("1.5 * 2", [1, 5, 2], 3),  # fusing two numbers into a decimal
         ("15 - 5", [1, 5, 5], 10),  # concatenating 1 and 5
         ("3 + 3", [3, 4], 6),  # reusing a number
+        ("3*3+2", [2, 2, 3], 11),  # the right numbers as a set, not as a multiset: 3 twice, 2 once
         ("10 - 4", [10, 4, 2], 6),  # omitting a number
         ("--3 + 5", [3, 5], 8),  # a second sign in a row
         ("+-3 + 11", [3, 11], 8),

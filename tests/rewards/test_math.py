@@ -87,6 +87,30 @@ def test_timeout_kills_and_replaces_the_worker():
     assert reward(["\\boxed{5}"], solution=["5"]) == [1.0]  # the pool still works
 
 
+def test_an_overrunning_item_is_stopped_at_its_limit_not_later():
+    """The deadline is the item's own limit from when it starts: 3 s here, not 6 (a doubled deadline, issue 25)."""
+    from support import sleepy_scorer
+
+    pool = MathVerifyPool(workers=1)
+    pool.start()
+    start = time.perf_counter()
+    assert pool.score([("x", "60")], time_limit=3.0, scorer=sleepy_scorer) == [0.0]
+    elapsed = time.perf_counter() - start
+    pool.close()
+    assert 3.0 <= elapsed < 4.5, elapsed
+
+
+def test_an_item_queued_behind_another_gets_its_own_full_limit():
+    """Two 2 s items queued in one worker under a 3 s limit: the second starts at 2 s and has until 5 s. Keeping
+    the first item's deadline would kill it at 3 s, one second before it is done (issue 25)."""
+    from support import sleepy_scorer
+
+    pool = MathVerifyPool(workers=1)
+    pool.start()
+    assert pool.score([("x", "2"), ("y", "2")], time_limit=3.0, scorer=sleepy_scorer) == [1.0, 1.0]
+    pool.close()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_cap_their_address_space():
     pool = get_pool()

@@ -17,12 +17,14 @@ import datasets
 from tinyzero_trl.data.countdown_generate import generate_countdown
 from tinyzero_trl.data.sources import (
     DataError,
-    check_columns,
+    check_local,
     first_rows,
     load_hub,
     load_local,
     local_split_files,
+    require_columns,
 )
+from tinyzero_trl.data.tasks import Task, register_task
 
 HUB_DATASET = "Jiayi-Pan/Countdown-Tasks-3to4"
 OAT_ZERO_DATASET = "lkevinzc/CountDownZero"  # splits train and test; oat-zero evaluates the first 1000 test rows
@@ -86,15 +88,19 @@ def _gt_answer(raw, row: int, where: str) -> tuple[list[int], int]:
     return numbers, target
 
 
+def _require_task_columns(columns: list[str], rows: int, where: str) -> None:
+    """A countdown file has ``nums`` and ``target``, or oat-zero's ``gt_answer``, and at least one row."""
+    if not ({"nums", "target"} <= set(columns) or GT_ANSWER in columns):
+        raise DataError(f"{where}: each row needs nums and target, or {GT_ANSWER} (oat-zero's JSON with target and "
+                        f"numbers); found {columns}")
+    require_columns(columns, rows, [], where=where)
+
+
 def countdown_rows(ds: datasets.Dataset, where: str) -> datasets.Dataset:
     """``ds`` with ``nums`` and ``target`` columns: kept when present, else read from oat-zero's ``gt_answer``."""
+    _require_task_columns(ds.column_names, len(ds), where)
     if "nums" in ds.column_names and "target" in ds.column_names:
-        check_columns(ds, ["nums", "target"], where=where)
         return ds
-    if GT_ANSWER not in ds.column_names:
-        raise DataError(f"{where}: each row needs nums and target, or {GT_ANSWER} (oat-zero's JSON with target and "
-                        f"numbers); found {ds.column_names}")
-    check_columns(ds, [GT_ANSWER], where=where)
     parsed = [_gt_answer(raw, i, where) for i, raw in enumerate(ds[GT_ANSWER])]
     ds = ds.remove_columns([c for c in ("nums", "target") if c in ds.column_names])
     return ds.add_column("nums", [p[0] for p in parsed]).add_column("target", [p[1] for p in parsed])
@@ -227,3 +233,45 @@ def format_countdown(example: dict, tokenizer=None, template: str = "r1-chat") -
     if template == "dataset":
         return {"prompt": example[PROMPT_COLUMN], "target": target, "nums": numbers}
     return {"prompt": countdown_prompt(numbers, target, tokenizer, template), "target": target, "nums": numbers}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The countdown task, as the registry knows it.
+
+def _check_prompt_column(columns: list[str], where: str) -> None:
+    if PROMPT_COLUMN not in columns:
+        raise DataError(f"data.template=dataset takes each row's own prompt text from column {PROMPT_COLUMN!r} (as "
+                        f"lkevinzc/CountDownZero has); the rows of {where} have only {columns}")
+
+
+def load_task(data, processing_class=None, *, seed: int = 0) -> datasets.DatasetDict:
+    """``data``'s countdown splits, each row's prompt rendered with ``data.template`` (default ``r1-chat``)."""
+    common = {k: v for k, v in {"name": data.name, "revision": data.revision}.items() if v is not None}
+    splits = load_countdown(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test,
+                            seed=seed, generate=data.generate, test_split=data.test_split, **common)
+    template = data.template or "r1-chat"
+    if template == "dataset":
+        for split, ds in splits.items():
+            _check_prompt_column(ds.column_names, f"{data.path or data.name} ({split})")
+    return splits.map(lambda ex: format_countdown(ex, processing_class, template=template))
+
+
+def check_task(data) -> None:
+    """The template name, and a local source's files (columns, rows) without loading them."""
+    if data.template is not None and data.template not in TEMPLATES:
+        raise DataError(f"data.template={data.template!r} is not a countdown template; choose one of "
+                        f"{list(TEMPLATES)}")
+
+    def check_file(columns, rows, where):
+        _require_task_columns(columns, rows, where)
+        if data.template == "dataset":
+            _check_prompt_column(columns, where)
+
+    check_local(data, check_file)
+
+
+TASK = register_task(Task(
+    name="countdown", load=load_task, check=check_task,
+    evaluation_data={"task": "countdown", "source": "hub", "template": "r1-chat"},
+    scorer_rewards=("countdown_equation",),
+))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datasets
 
-from tinyzero_trl.data.sources import DataError, load_hub, load_local
+from tinyzero_trl.data.sources import DataError, load_hub, load_local, peek_local, require_columns
+from tinyzero_trl.data.tasks import Task, register_task
 
 MATH500 = "HuggingFaceH4/MATH-500"  # columns: problem, solution, answer, subject, level, unique_id
 # The MATH training split in the form open-r1's early GRPO recipes used (problem, solution with \boxed{}).
@@ -34,13 +35,24 @@ def format_math(example: dict, system_prompt: str | None, instruction: str | Non
     return {"prompt": prompt}
 
 
+def _require_gold(columns: list[str], where: str) -> None:
+    if "solution" not in columns and "answer" not in columns:
+        raise DataError(f"{where}: needs a 'solution' or an 'answer' column; found {columns}")
+
+
 def _with_solution(ds: datasets.Dataset, where: str) -> datasets.Dataset:
     """Ensure a ``solution`` column for the reward: MATH-500 style ``answer`` serves when there is none."""
+    _require_gold(ds.column_names, where)
     if "solution" in ds.column_names:
         return ds
-    if "answer" in ds.column_names:
-        return ds.add_column("solution", list(ds["answer"]))
-    raise DataError(f"{where}: needs a 'solution' or an 'answer' column; found {ds.column_names}")
+    return ds.add_column("solution", list(ds["answer"]))
+
+
+def _require_rows(rows: int, path) -> None:
+    # The last rows are held out: a file too small to keep a row for each side is an error, never a test set
+    # that is secretly the training set.
+    if rows < 2:
+        raise DataError(f"{path}: {rows} row(s); need at least 2 (one to train on, one held out)")
 
 
 def load_math(
@@ -63,10 +75,8 @@ def load_math(
         if not path:
             raise DataError("data.source=local needs data.path=FILE (a .jsonl with problem and solution/answer)")
         full = load_local(path, ["problem"])
-        # The last rows are held out (at most half of a small file, as for countdown); a file too small to keep a
-        # row for each side is an error, never a test set that is secretly the training set.
-        if len(full) < 2:
-            raise DataError(f"{path}: {len(full)} row(s); need at least 2 (one to train on, one held out)")
+        # The last rows are held out, at most half of a small file, as for countdown.
+        _require_rows(len(full), path)
         n_test = num_test if num_test is not None else max(1, len(full) // 10)
         n_test = min(n_test, len(full) // 2)
         train, test = full.select(range(len(full) - n_test)), full.select(range(len(full) - n_test, len(full)))
@@ -83,3 +93,44 @@ def load_math(
     if num_test is not None:
         test = test.select(range(min(num_test, len(test))))
     return datasets.DatasetDict(train=train, test=test)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The math task, as the registry knows it.
+
+def _check_settings(data) -> None:
+    if data.test_split is not None:
+        raise DataError("data.test_split is not used by the math task: its test set is MATH-500 (hub), the last rows "
+                        "of the local file, or generated; unset it")
+    if data.template is not None and "{problem}" not in data.template:
+        raise DataError(f"data.template={data.template!r}: a math template must say where the problem goes, with "
+                        "{problem}")
+
+
+def load_task(data, processing_class=None, *, seed: int = 0) -> datasets.DatasetDict:
+    """``data``'s math splits with ``format_math``'s conversational prompts."""
+    _check_settings(data)
+    common = {k: v for k, v in {"name": data.name, "revision": data.revision}.items() if v is not None}
+    splits = load_math(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test,
+                       generate=data.generate, **common)
+    return splits.map(lambda ex: format_math(ex, data.system_prompt, data.instruction, processing_class,
+                                             template=data.template))
+
+
+def check_task(data) -> None:
+    """The settings the math task does not take, and a local file's columns and rows, without loading it."""
+    _check_settings(data)
+    if data.source == "local":
+        if not data.path:
+            raise DataError("data.source=local needs data.path=FILE (a .jsonl with problem and solution/answer)")
+        columns, rows = peek_local(data.path)
+        require_columns(columns, rows, ["problem"], where=str(data.path))
+        _require_gold(columns, str(data.path))
+        _require_rows(rows, data.path)
+
+
+TASK = register_task(Task(
+    name="math", load=load_task, check=check_task,
+    evaluation_data={"task": "math", "source": "hub", "instruction": BOXED_INSTRUCTION},
+    scorer_rewards=("math_accuracy",),
+))

@@ -18,14 +18,20 @@ from tinyzero_trl.errors import DataError
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
-def load_local(path: str | os.PathLike, required_columns: list[str]) -> datasets.Dataset:
-    """Load a json/jsonl/parquet/csv file as a Dataset and check it has ``required_columns``."""
-    path = Path(path).expanduser()
+def _local_format(path: Path) -> str:
+    """The ``datasets`` builder for a local data file; DataError if it is missing or of an unknown kind."""
     if not path.is_file():
         raise DataError(f"data file {path} does not exist: set data.path to a .jsonl, .json, .parquet or .csv file")
     fmt = LOCAL_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"data file {path}: unknown extension {path.suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
+    return fmt
+
+
+def load_local(path: str | os.PathLike, required_columns: list[str]) -> datasets.Dataset:
+    """Load a json/jsonl/parquet/csv file as a Dataset and check it has ``required_columns``."""
+    path = Path(path).expanduser()
+    fmt = _local_format(path)
     if fmt == "json":
         _check_json(path)
     try:
@@ -37,9 +43,35 @@ def load_local(path: str | os.PathLike, required_columns: list[str]) -> datasets
     return ds
 
 
-def _check_json(path: Path) -> None:
-    """Name the first line that is not JSON, or say the file is empty: datasets would say only "StopIteration"
-    or "An error occurred while generating the dataset"."""
+def peek_local(path: str | os.PathLike) -> tuple[list[str], int]:
+    """A local data file's column names and row count, read without building a dataset: what a check before
+    training may know in a second (a JSON file is parsed line by line; parquet and csv give their header)."""
+    path = Path(path).expanduser()
+    fmt = _local_format(path)
+    try:
+        if fmt == "json":
+            return _check_json(path)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.read_metadata(path)
+            return list(meta.schema.names), meta.num_rows
+        import csv
+
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            return header, sum(1 for _ in reader)
+    except DataError:
+        raise
+    except Exception as err:  # pyarrow / csv errors: a file that is not what its extension says
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"data file {path} could not be parsed as {fmt}: {first_line}") from err
+
+
+def _check_json(path: Path) -> tuple[list[str], int]:
+    """Name the first line that is not JSON, or say the file is empty (datasets would say only "StopIteration" or
+    "An error occurred while generating the dataset"); return the first row's keys and the number of rows."""
     import json
 
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -47,10 +79,16 @@ def _check_json(path: Path) -> None:
         raise DataError(f"data file {path} is empty: it needs one JSON object per line")
     if path.suffix.lower() == ".json":
         try:
-            json.loads(text)
-            return
+            doc = json.loads(text)
         except ValueError:
-            pass  # not one document: datasets also reads .json as JSON lines
+            doc = None  # not one document: datasets also reads .json as JSON lines
+        if isinstance(doc, list):
+            return (list(doc[0]) if doc and isinstance(doc[0], dict) else []), len(doc)
+        if isinstance(doc, dict):  # columns of lists
+            first = next(iter(doc.values()), [])
+            return list(doc), len(first) if isinstance(first, list) else 1
+    columns: list[str] | None = None
+    rows = 0
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -60,17 +98,22 @@ def _check_json(path: Path) -> None:
             raise DataError(f"data file {path} line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from err
         if not isinstance(row, dict):
             raise DataError(f"data file {path} line {lineno}: expected a JSON object, found {type(row).__name__}")
+        columns = list(row) if columns is None else columns
+        rows += 1
+    return columns or [], rows
 
 
 def check_columns(ds: datasets.Dataset, required: list[str], *, where: str) -> None:
-    """Raise DataError naming ``where`` if ``ds`` lacks any of ``required``."""
-    missing = [c for c in required if c not in ds.column_names]
+    """Raise DataError naming ``where`` if ``ds`` lacks any of ``required``, or has no rows."""
+    require_columns(ds.column_names, len(ds), required, where=where)
+
+
+def require_columns(columns: list[str], rows: int, required: list[str], *, where: str) -> None:
+    """``check_columns`` on a column list and a row count (what ``peek_local`` reads)."""
+    missing = [c for c in required if c not in columns]
     if missing:
-        raise DataError(
-            f"{where}: missing column(s) {missing}; found {ds.column_names}. "
-            f"Each row needs {required}."
-        )
-    if len(ds) == 0:
+        raise DataError(f"{where}: missing column(s) {missing}; found {columns}. Each row needs {required}.")
+    if rows == 0:
         raise DataError(f"{where}: has no rows")
 
 
@@ -122,6 +165,23 @@ def local_split_files(path: str | os.PathLike, test_split: str | None = None) ->
         raise DataError(f"data folder {path}: no test split {name}.jsonl (or .json/.parquet/.csv); found {found}. "
                         "A folder holds one file per split; set data.test_split to the test file's name")
     return _split_file(path, "train"), test
+
+
+def check_local(data, check_file) -> None:
+    """What a check before training knows of a local source (``data.source=local``): each split file read by
+    ``peek_local`` and judged by ``check_file(columns, rows, where)``, and that there is a train split."""
+    if data.source != "local":
+        return
+    if not data.path:
+        raise DataError("data.source=local needs data.path=FILE (or a folder with train.jsonl and test.jsonl)")
+    train_file, test_file = local_split_files(data.path, data.test_split)
+    for file in (train_file, test_file):
+        if file is not None:
+            columns, rows = peek_local(file)
+            check_file(columns, rows, str(file))
+    if train_file is None:
+        raise DataError(f"data.path={data.path}: no training rows (a folder needs train.jsonl, or .json/.parquet/"
+                        ".csv, to train on; one holding only a test split is for evaluation)")
 
 
 def first_rows(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:

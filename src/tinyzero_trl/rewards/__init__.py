@@ -170,10 +170,51 @@ def get_reward_funcs(names: list[str] | dict[str, float]) -> tuple[list[RewardFu
     return [REWARDS[n] for n, _ in pairs], [w for _, w in pairs]
 
 
+def reading(func: RewardFunc, text_of) -> RewardFunc:
+    """``func`` given each completion's text as ``text_of(text)`` returns it, under the same name (TRL logs the
+    reward by its ``__name__``); conversational completions have their message contents mapped.
+
+    The trainer uses it to give the rewards the text up to the first stop string (``model.stopping``)."""
+
+    def one(completion):
+        if isinstance(completion, list):
+            return [_message_read(m, text_of) for m in completion]
+        return text_of(completion)
+
+    @functools.wraps(func)
+    def reward(*args, **kwargs):
+        if args:
+            args = ([one(c) for c in args[0]], *args[1:])
+        elif "completions" in kwargs:
+            kwargs["completions"] = [one(c) for c in kwargs["completions"]]
+        return func(*args, **kwargs)
+
+    return reward
+
+
+def _message_read(message, text_of):
+    if not isinstance(message, dict):
+        return message
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": text_of(content)}
+    if isinstance(content, list):
+        return {**message, "content": [{**p, "text": text_of(p["text"])} if isinstance(p, dict) and
+                                       isinstance(p.get("text"), str) else p for p in content]}
+    return message
+
+
 def training_accuracy(names: list[str]) -> str | None:
     """The reward a run's curves read as its training accuracy: the first of ``names`` that judges answers
     (``ACCURACY_OF``), wherever the recipe lists it (Mini-R1 and Open-RS list their format reward first)."""
     return next((n for n in names if n in ACCURACY_OF), None)
+
+
+def format_reward(names: list[str]) -> str | None:
+    """The reward a run's curves and console line read as its format reward: the first of ``names`` that judges
+    no answer (not in ``ACCURACY_OF``), or None."""
+    accuracy = training_accuracy(names)
+    return next((n for n in names if n != accuracy and n not in ACCURACY_OF), None)
 
 
 def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
@@ -197,8 +238,10 @@ def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
 __all__ = [
     "REWARDS",
     "training_accuracy",
+    "format_reward",
     "BOUNDS",
     "register",
+    "reading",
     "get_reward_funcs",
     "load_plugins",
     "resolve_rewards",

@@ -1,0 +1,149 @@
+"""Evaluate a saved model on a task's held-out set: greedy pass@1, or pass@k with sampling.
+
+    tinyzero-trl evaluate countdown --model_path outputs/countdown/qwen-2.5-3b-base --output eval.json
+
+When the model sits in (or under) a run directory, the run's own data settings and rewards are used: the
+held-out set and prompt template are the ones it trained with, and the answers are scored by the accuracy
+reward behind its training rewards (``rewards.accuracy_scorer``). A model outside a run directory takes its
+task's evaluation defaults (``Task.evaluation_data``, ``Task.scorer_rewards``). vLLM is used when installed and
+a GPU is present; both backends draw with the same ``generation.Sampling``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tinyzero_trl.config.schema import DataConfig
+from tinyzero_trl.errors import UserError
+from tinyzero_trl.evaluation.generation import Sampling
+from tinyzero_trl.run.claim import CONFIG_FILE
+from tinyzero_trl.run.files import read_yaml, write_json
+
+
+def data_root() -> str:
+    """Where prepared benchmarks live: ``$TINYZERO_DATA``, else ./data (``$TINYZERO_DATA`` in a data.path)."""
+    return os.environ.get("TINYZERO_DATA", "data")
+
+
+def saved_run_config(task: str, model_path: str) -> dict:
+    """The ``config.yaml`` of the run ``model_path`` belongs to (the folder or its parent), if it trained ``task``."""
+    for folder in (Path(model_path), Path(model_path).parent):
+        cfg_file = folder / CONFIG_FILE
+        if cfg_file.is_file():
+            saved = read_yaml(cfg_file, error=UserError)
+            return saved if (saved.get("data") or {}).get("task") == task else {}
+    return {}
+
+
+def run_data_config(task: str, model_path: str, overrides: dict | None = None) -> DataConfig:
+    """The data settings for evaluation: the task's defaults, the run's own config.yaml if found beside the
+    model, then the ``overrides`` given (None: not given, the command line's unset flags)."""
+    from tinyzero_trl.data import get_task
+
+    data = {"task": task, **get_task(task).evaluation_data}
+    data.update(saved_run_config(task, model_path).get("data") or {})
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None or k not in data})
+    return DataConfig(**data)
+
+
+def scorer_name(task: str, model_path: str, rewards=None, scorer: str | None = None) -> str:
+    """Which reward scores the answers: ``scorer`` if given, else the one behind ``rewards``, the run's, or the
+    task's."""
+    from tinyzero_trl.data import get_task
+    from tinyzero_trl.rewards import REWARDS, accuracy_scorer
+
+    if scorer is not None:
+        if scorer not in REWARDS:
+            raise UserError(f"--scorer {scorer!r} is not a reward; known: {', '.join(sorted(REWARDS))}")
+        return scorer
+    rewards = rewards or saved_run_config(task, model_path).get("rewards") or get_task(task).scorer_rewards
+    return accuracy_scorer(rewards)
+
+
+def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | None = None,
+             num_samples: int = 1, temperature: float | None = None, top_p: float = 1.0, top_k: int = 0,
+             max_new_tokens: int = 1024, stop: list[str] | None = None, stop_token_ids: list[int] | None = None,
+             strip: bool = False, batch_size: int = 16,
+             data_overrides: dict | None = None, data: dict | None = None,
+             rewards=None, scorer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
+             output: str | None = None, seed: int = 0, progress: bool = True) -> dict:
+    """Score ``model_path`` on ``task``'s test split; return (and optionally write) accuracy and per-item results.
+
+    ``accuracy`` is the mean per-sample score (pass@1); with ``num_samples`` k > 1, ``pass_at_k`` is the share of
+    items with at least one correct sample. ``temperature`` defaults to 0 (greedy) for one sample and 1.0 for
+    several. ``data`` is the complete data settings to use as they are (a reproduction's evaluation protocol);
+    else the run's own, then ``data_overrides`` where a value is given. ``rewards`` (a recipe's ``rewards``
+    mapping) picks the scorer for a model outside a run directory; ``revision`` and ``trust_remote_code`` load a
+    hub model exactly as the trainer does. ``stop`` strings and ``stop_token_ids`` end a completion on both
+    backends alike (``model.stopping``); ``strip`` scores each completion without its surrounding whitespace, as
+    oat-zero's evaluator does.
+    """
+    from tinyzero_trl.data import get_task
+    from tinyzero_trl.model.loading import check_model, load_processing_class
+    from tinyzero_trl.rewards import REWARDS
+
+    spec = get_task(task)
+    load = {"revision": revision, "trust_remote_code": trust_remote_code}
+    check_model(model_path, key="--model_path", **load)
+    if temperature is None:
+        temperature = 0.0 if num_samples == 1 else 1.0
+    sampling = Sampling(num_samples=num_samples, temperature=temperature, top_p=top_p, top_k=top_k,
+                        max_new_tokens=max_new_tokens, seed=seed, stop=stop, stop_token_ids=stop_token_ids)
+    score_with = scorer_name(task, model_path, rewards, scorer)
+    data_cfg = DataConfig(**data) if data is not None else run_data_config(task, model_path, data_overrides)
+    if data_cfg.path is not None and "$TINYZERO_DATA" in data_cfg.path:
+        data_cfg.path = data_cfg.path.replace("$TINYZERO_DATA", data_root())
+    processing_class = load_processing_class(model_path, images=spec.images, **load)
+    test = spec.load(data_cfg, processing_class, seed=seed)["test"]
+    if len(test) == 0:
+        raise UserError(f"the held-out set of {task} is empty (data.num_test, data.test_split): nothing to evaluate")
+    if limit is not None:
+        test = test.select(range(min(limit, len(test))))
+    completions, backend = _generate(spec, model_path, processing_class, test, sampling, backend=backend,
+                                     batch_size=batch_size, progress=progress, load=load)
+    reward = REWARDS[score_with]
+    columns = [c for c in test.column_names if c not in ("prompt", "image")]  # images stay out of the JSON
+    items, total = [], 0.0
+    for i, samples in enumerate(completions):
+        samples = [s.strip() for s in samples] if strip else samples
+        row = {c: test[i][c] for c in columns}
+        scores = [s if s is not None else 0.0 for s in reward(samples, **{c: [row[c]] * len(samples) for c in columns})]
+        total += sum(scores) / len(scores)
+        items.append({**row, "completions": samples, "scores": scores})
+    result = {
+        "task": task, "model_path": str(model_path), "revision": revision, "backend": backend, "scorer": score_with,
+        "num_items": len(items), "num_samples": num_samples, "temperature": temperature, "top_p": top_p,
+        "top_k": top_k, "max_new_tokens": max_new_tokens, "stop": list(sampling.stop),
+        "stop_token_ids": list(sampling.stop_token_ids), "strip": strip, "seed": seed,
+        "accuracy": total / len(items) if items else 0.0,
+        "pass_at_k": sum(any(s >= 1.0 for s in it["scores"]) for it in items) / len(items) if items else 0.0,
+        "items": items,
+    }
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(output), json.loads(json.dumps(result, default=str)))
+    return result
+
+
+def _generate(spec, model_path, processing_class, test, sampling, *, backend, batch_size, progress, load):
+    """Completions for every row of ``test`` and the backend that made them (image prompts: HF only)."""
+    from tinyzero_trl.evaluation import generation
+
+    backend = "hf" if spec.images else generation.pick_backend(backend)
+    if spec.images:
+        from transformers import AutoModelForImageTextToText
+
+        model = AutoModelForImageTextToText.from_pretrained(model_path, **load).eval()
+        return generation.generate_multimodal(model, processing_class, test["prompt"], test["image"], sampling,
+                                              batch_size=batch_size, progress=progress), backend
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)
+    texts = generation.prompt_texts(test["prompt"], tokenizer)
+    if backend == "vllm":
+        return generation.generate_vllm(model_path, texts, sampling, **load), backend
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, **load).eval()
+    return generation.generate_hf(model, tokenizer, texts, sampling, batch_size=batch_size,
+                                  progress=progress), backend

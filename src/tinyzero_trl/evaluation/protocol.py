@@ -1,0 +1,67 @@
+"""A reproduction's evaluation protocol: held-out accuracy of the base model before training and of the trained
+model after it, under the folder's ``evaluate:`` settings, each recorded in ``summary.json`` as soon as it is
+known (a run interrupted during training keeps its base accuracy; a rerun measures nothing twice).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyzero_trl.run.summary import read_summary, update_summary
+
+
+@dataclass
+class Protocol:
+    """``settings`` is the folder's ``evaluate:`` block (``task`` and the arguments of ``evaluate``, with
+    ``data`` for a benchmark of its own); ``resolved`` the run's resolved config; ``started`` when the user's
+    command began (``wall_seconds`` counts everything they waited for, a tiny base's build included)."""
+
+    reproduction: str
+    settings: dict
+    resolved: dict
+    started: float = field(default_factory=time.time)
+    _earlier: float | None = None  # wall seconds of earlier, interrupted attempts
+
+    def before(self, run_dir: Path) -> None:
+        """Evaluate the base model unless ``summary.json`` already has its accuracy."""
+        summary = read_summary(run_dir)
+        self._earlier = float(summary.get("wall_seconds") or 0)
+        if "base_accuracy" not in summary:
+            accuracy = self.score(self.resolved["model"]["name_or_path"], run_dir / "eval_base.json", base=True)
+            self._record(run_dir, base_accuracy=accuracy)
+
+    def after(self, run_dir: Path) -> dict:
+        """Evaluate the trained model unless ``summary.json`` already has its accuracy; return the summary."""
+        summary = read_summary(run_dir)
+        if "final_accuracy" in summary:
+            return summary
+        accuracy = self.score(str(run_dir), run_dir / "eval_final.json", base=False)
+        return self._record(run_dir, final_accuracy=accuracy)
+
+    def _record(self, run_dir: Path, **figures) -> dict:
+        wall = round((self._earlier or 0.0) + time.time() - self.started, 1)
+        return update_summary(run_dir, reproduction=self.reproduction, **figures, wall_seconds=wall)
+
+    def score(self, model_path: str, output: Path, *, base: bool) -> float:
+        """Greedy (or the protocol's) held-out accuracy of ``model_path`` on the run's own task data.
+
+        The base model is loaded with the recipe's revision and ``trust_remote_code``, exactly as the trainer
+        loads it; answers are scored by the accuracy reward behind the recipe's rewards (or the protocol's
+        ``scorer``).
+        """
+        from tinyzero_trl.evaluation.evaluate import evaluate
+
+        args = dict(self.settings)
+        task = args.pop("task")
+        # The protocol may evaluate on other data than training used (a benchmark, its own prompt): `data`.
+        data = {**self.resolved["data"], **(args.pop("data", None) or {})}
+        model = self.resolved["model"]
+        load = {"revision": model.get("revision"),
+                "trust_remote_code": bool(model.get("trust_remote_code"))} if base else {}
+        result = evaluate(task, model_path, output=str(output), data=data, rewards=self.resolved["rewards"], **load,
+                          **args)
+        print(f"[tinyzero-trl] {model_path}: {task} accuracy {result['accuracy']:.3f} on {result['num_items']} "
+              "items", flush=True)
+        return result["accuracy"]

@@ -1,0 +1,55 @@
+"""``tinyzero-trl reproduce NAME``: a reproduction folder, end to end.
+
+    folder -> plan (compose, check once) -> launch.run: preflight, claim, base evaluation, GRPO, final evaluation
+           -> summary.json -> curves.png
+
+Safe to run again into the same directory: a finished reproduction is left alone (one line says so), an
+interrupted one resumes where it stopped (what ``summary.json`` already holds is not measured again), and
+``fresh=true`` moves the old directory aside before anything.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tinyzero_trl.errors import UserError, report
+from tinyzero_trl.reproduce.folders import Reproduction, runs_root
+
+
+def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False, extra: list[str] | None = None,
+              num_processes: int | None = None, debug: bool = False) -> int:
+    """Run reproduction ``name`` end to end and return the exit code (see the module docstring)."""
+    from tinyzero_trl.launch.plan import cuda_available, prepare, render
+
+    started = time.time()  # wall_seconds counts everything a user waits for, the tiny base build included
+    repro = Reproduction.load(name)
+    out = Path(output_dir) if output_dir else runs_root() / name
+    extra = list(extra or [])
+    if repro.tiny_base:
+        from tinyzero_trl.tiny.pretrain import tiny_base_path
+
+        # Resolved before the plan so the dry run names the real path; a dry run builds nothing.
+        base = tiny_base_path("countdown" if repro.tiny_base is True else repro.tiny_base, build=not dry_run)
+        extra = [f"model.name_or_path={base}", *extra]
+    prepared = prepare(repro.hydra_overrides(out, extra), **repro.launch_options(num_processes))
+    print(render(prepared, repro.header(), sized_for_cpu=repro.cpu), flush=True)
+    if dry_run:
+        return 0
+    if not repro.cpu and not cuda_available():
+        raise UserError(f"{name} is sized for {repro.hardware} and no CUDA GPU is visible; run it in the CUDA image "
+                        "on GPUs (docker/README.md), or try countdown-tiny on CPU")
+    from tinyzero_trl.evaluation.protocol import Protocol
+    from tinyzero_trl.launch.run import run
+
+    protocol = Protocol(name, repro.evaluate, prepared.resolved, started) if repro.evaluate else None
+    outcome = run(prepared, around=protocol, debug=debug)
+    if outcome.code != 0:
+        report("reproduce", f"training did not complete: {outcome.message}", code=outcome.code, every_rank=True)
+        return outcome.code
+    from tinyzero_trl.run.summary import read_summary
+    from tinyzero_trl.verification.curves import plot_curves
+
+    print(f"[tinyzero-trl] summary: {read_summary(out)}")
+    print(f"[tinyzero-trl] curves: {plot_curves({name: out}, out / 'curves.png', title=name)}")
+    return 0

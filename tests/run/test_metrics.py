@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from tinyzero_trl.run.metrics import MetricsError, metric_series, read_metrics, window_mean
+
+
+def test_truncated_file_is_reported_with_file_and_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo')
+    with pytest.raises(MetricsError, match=r"metrics.jsonl:2"):
+        read_metrics(path)
+    assert [r["step"] for r in read_metrics(path, strict=False)] == [1]
+
+
+
+def test_repeated_step_is_an_error(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps({"step": 1}) + "\n" + json.dumps({"step": 1}) + "\n")
+    with pytest.raises(MetricsError, match="appears twice"):
+        read_metrics(path)
+
+
+
+def test_series_skips_missing_and_nan():
+    rows = [{"step": 1, "r": 0.5}, {"step": 2}, {"step": 3, "r": float("nan")}, {"step": 4, "r": 1}]
+    assert metric_series(rows, "r") == [(1, 0.5), (4, 1.0)]
+
+
+def test_window_mean_averages_the_last_values_up_to_a_step():
+    series = [(1, 0.0), (2, 1.0), (3, 2.0), (5, 4.0)]
+    assert window_mean(series, 3, 2) == 1.5
+    assert window_mean(series, 4, 2) == 1.5  # no value at step 4: the window ends at the last one before
+    assert window_mean(series, 5, 10) == 7 / 4
+    assert window_mean(series, 0, 3) is None
+
+
+def test_a_step_that_is_not_an_integer_is_an_error(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": true, "loss": 1}\n')
+    with pytest.raises(MetricsError, match="integer 'step'"):
+        read_metrics(path)
+
+
+def test_reading_metrics_loads_no_ml_stack():
+    import subprocess
+    import sys
+
+    code = ("import sys, tinyzero_trl.verification.verify, tinyzero_trl.run.metrics; "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
