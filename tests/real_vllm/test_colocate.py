@@ -31,7 +31,7 @@ IN_STEP_LIMIT = 0.02
 def overrides(model: str, out: Path) -> list[str]:
     return ["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", "data.source=generate", f"model.name_or_path={model}",
             "training.use_vllm=true", f"training.max_steps={STEPS}", f"training.save_steps={STEPS}",
-            "training.learning_rate=0.05", "+training.weight_decay=1.0", f"training.output_dir={out}"]
+            "training.learning_rate=0.05", "++training.weight_decay=1.0", f"training.output_dir={out}"]
 
 
 def in_step(rows: list[dict]) -> bool:

@@ -113,6 +113,21 @@ ACCURACY_OF = {
 }
 
 
+# The rewards whose verdicts come from math-verify (rewards/math.py's parse/verify, which parses LaTeX with
+# latex2sympy2_extended); every other reward is plain Python in this package.
+MATH_VERIFY_REWARDS = {"math_accuracy", "lighteval_math", "open_rs_accuracy", "cosine_accuracy",
+                       "cosine_accuracy_3584"}
+
+
+def scorer_libraries(name: str) -> str:
+    """The libraries (with their installed versions) that decide reward ``name``'s verdicts, beyond this package."""
+    if name not in MATH_VERIFY_REWARDS:
+        return "none (Python only)"
+    from importlib.metadata import version
+
+    return ", ".join(f"{lib} {version(lib)}" for lib in ("math-verify", "latex2sympy2_extended"))
+
+
 def _unknown(name) -> ConfigError:
     close = difflib.get_close_matches(str(name), list(REWARDS), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
@@ -251,6 +266,7 @@ __all__ = [
     "open_rs_accuracy_reward",
     "r1v_count_eval_reward",
     "r1v_format_reward",
+    "scorer_libraries",
     "think_close_format_reward",
     "think_format_reward",
 ]
