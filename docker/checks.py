@@ -55,7 +55,10 @@ def owned_by_others(folder: Path, uid: int, gid: int) -> list[str]:
 
 
 class Runner:
-    """Runs the checks against ``image``; ``results`` holds one {name, ok, detail} per check."""
+    """Runs the checks against ``image``; ``results`` holds one {name, ok, detail} per check. ``network`` is
+    every container's ``--network`` (``none`` cuts it off)."""
+
+    network = "host"
 
     def __init__(self, image: str, runs: Path, log=print):
         self.image, self.runs, self.log = image, runs, log
@@ -69,7 +72,7 @@ class Runner:
         return ok
 
     def docker_run(self, args: list[str], stream: bool = False, timeout: float = 600) -> tuple[int, str]:
-        command = run_command(self.image, args, self.runs, self.user)
+        command = run_command(self.image, args, self.runs, self.user, network=self.network)
         if not stream:
             out = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
             return out.returncode, out.stdout + out.stderr

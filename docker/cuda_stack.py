@@ -55,12 +55,18 @@ def clean_pip_env() -> dict[str, str]:
 # pip evaluates environment markers (``numpy==X; python_version == "3.12"``, a dependency's
 # ``; python_version <= "3.12"``) against the interpreter it runs on, even under --python-version: a 3.11 pip
 # would resolve 3.11's answers. This runs pip itself with the marker environment of Ubuntu 24.04's CPython.
+# (.ci/resolve_install.py uses the same shim for the README's install on every promised Python.)
 TARGET_MARKERS = {"python_version": PYTHON, "python_full_version": "3.12.3", "implementation_version": "3.12.3"}
-PIP_FOR_TARGET = (
-    "import sys; from pip._vendor.packaging import markers; host = markers.default_environment; "
-    f"markers.default_environment = lambda: {{**host(), **{TARGET_MARKERS!r}}}; "
-    "from pip._internal.cli.main import main; sys.exit(main())"
-)
+
+
+def pip_with_markers(markers: dict[str, str]) -> str:
+    """``python -c`` code that runs pip with ``markers`` in place of this interpreter's marker environment."""
+    return ("import sys; from pip._vendor.packaging import markers; host = markers.default_environment; "
+            f"markers.default_environment = lambda: {{**host(), **{markers!r}}}; "
+            "from pip._internal.cli.main import main; sys.exit(main())")
+
+
+PIP_FOR_TARGET = pip_with_markers(TARGET_MARKERS)
 
 
 # The interpreter whose pip runs the resolution: a venv of its own with the newest pip (set by resolve()), so
@@ -136,7 +142,10 @@ def has_target_wheel(name: str, constraints: Path, cert: Path, env: dict) -> boo
 def conflict(output: str) -> str:
     """pip's own account of a failed resolution: from "The conflict is caused by" to the first blank line."""
     match = re.search(r"The conflict is caused by:\n(.*?)(?:\n\n|$)", output, re.S)
-    return " | ".join(line.strip() for line in match.group(1).splitlines()) if match else output.strip()[-2000:]
+    if match:
+        return " | ".join(line.strip() for line in match.group(1).splitlines())
+    errors = [line.strip() for line in output.splitlines() if line.startswith("ERROR:")]  # e.g. Requires-Python
+    return " | ".join(errors) if errors else output.strip()[-2000:]
 
 
 def pure_wheel(name: str, constraints: Path, wheels: Path, cert: Path, env: dict) -> str | None:

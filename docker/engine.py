@@ -16,6 +16,13 @@ import subprocess
 import time
 from pathlib import Path
 
+# What the e2e check needs of this machine, named in one line each when missing (docker/README.md, Prerequisites).
+INSTALL_HINT = "on Debian/Ubuntu: apt-get install -y docker.io debootstrap"
+
+
+class MissingPrerequisite(RuntimeError):
+    """Something this machine lacks for the e2e check: e2e.py says it in one line and exits 2, no traceback."""
+
 
 def reachable(timeout: float = 60) -> bool:
     """True when a docker CLI exists and ``docker info`` reaches an engine (through ``DOCKER_HOST`` if set)."""
@@ -30,8 +37,10 @@ def reachable(timeout: float = 60) -> bool:
 def buildkit_client() -> str:
     """A docker CLI whose ``docker build`` uses BuildKit (the Dockerfiles' COPY --chmod needs it): one with the
     buildx plugin, or an Engine-20.10-era CLI, which builds with its own BuildKit client under DOCKER_BUILDKIT=1.
-    CLIs from 23 on without buildx fall back to the legacy builder. $TINYZERO_DOCKER_CLI is tried first."""
-    candidates = [os.environ.get("TINYZERO_DOCKER_CLI"), shutil.which("docker"), "/usr/bin/docker"]
+    CLIs from 23 on without buildx fall back to the legacy builder. $TINYZERO_DOCKER_CLI, when set, is the only
+    one tried; else the one on PATH, then /usr/bin/docker."""
+    chosen = os.environ.get("TINYZERO_DOCKER_CLI")
+    candidates = [chosen] if chosen else [shutil.which("docker"), "/usr/bin/docker"]
     tried = []
     for cli in dict.fromkeys(c for c in candidates if c and Path(c).is_file()):
         if subprocess.run([cli, "buildx", "version"], capture_output=True).returncode == 0:
@@ -41,8 +50,11 @@ def buildkit_client() -> str:
         if major and int(major.group()) < 23:
             return cli
         tried.append(f"{cli} ({out.stdout.strip() or '?'}, no buildx)")
-    raise RuntimeError(f"no docker CLI that builds with BuildKit among {tried or 'none'}: install the buildx "
-                       "plugin, or docker.io's CLI, or point TINYZERO_DOCKER_CLI at one")
+    if not tried:
+        raise MissingPrerequisite(f"no docker CLI found ({INSTALL_HINT})")
+    raise MissingPrerequisite(f"no docker CLI that builds with BuildKit: {'; '.join(tried)}. Install the buildx "
+                              f"plugin (docker-buildx-plugin), or Debian's docker.io CLI ({INSTALL_HINT}), or point "
+                              "TINYZERO_DOCKER_CLI at one")
 
 
 def dockerd_command(state: Path) -> list[str]:
@@ -80,7 +92,10 @@ class PrivateEngine:
 
     def __enter__(self) -> PrivateEngine:
         if shutil.which("dockerd") is None:
-            raise RuntimeError("no Docker engine and no dockerd to start: apt-get install -y docker.io")
+            raise MissingPrerequisite(f"no Docker engine answers and there is no dockerd to start ({INSTALL_HINT})")
+        if os.geteuid() != 0:
+            raise MissingPrerequisite("no Docker engine answers, and starting a private dockerd needs root: start "
+                                      "your Docker engine (or run as root with --start-engine)")
         self.state.mkdir(parents=True, exist_ok=True)
         logfile = self.state / "dockerd.log"
         self._old_host = os.environ.get("DOCKER_HOST")

@@ -10,9 +10,11 @@ Usage from the noxfile::
         docker_session(session)
 
 ``nox -s docker`` builds the CPU image and runs it end to end (reproduce countdown-tiny, verify, the checks in
-checks.py), then the CUDA image's stack (built where its base can be pulled, else resolved for its Python);
+checks.py), then builds the CUDA image and runs it (``e2e.py --cuda --build``: on a substitute base where the
+pinned one cannot be pulled, the checks with the network cut off, countdown-tiny on the CPU; cuda_build.py);
 ``nox -s docker -- cpu`` (or ``cuda``) does one. Where no engine answers, e2e.py starts a private dockerd
-(root with docker.io installed) and stops it; with neither it lints, then reports "skipped: no Docker engine".
+(root with docker.io installed) and stops it; with neither it lints, resolves the CUDA image's stack for its
+Python (no engine needed), and reports the CPU image "skipped: no Docker engine".
 Nothing here imports nox: only the ``session`` object passed in is used.
 """
 
@@ -110,13 +112,15 @@ def build_commands(targets: list[str], version: str, commit: str, url: str, extr
         ]
         for key, value in (extra_args or {}).items():
             command += ["--build-arg", f"{key}={value}"]
-        commands.append(command + ["--tag", f"{IMAGE}:{version}-{target}", "--tag", f"{IMAGE}:{target}", "."])
+        # One tag scheme everywhere (the docs, the reproductions' `image:`, tests/test_readme.py): VERSION-TARGET.
+        commands.append(command + ["--tag", f"{IMAGE}:{version}-{target}", "."])
     return commands
 
 
 def docker_session(session) -> None:
-    """Lint both Dockerfiles (always); then ``docker/e2e.py``: the CPU image built and run end to end, and the
-    CUDA image's stack. Without an engine, and no dockerd to start one, the CPU part is skipped, said so."""
+    """Lint both Dockerfiles (always); then ``docker/e2e.py``: the CPU image and the CUDA image built and run end
+    to end. Without an engine, and no dockerd to start one, the CPU part is skipped and the CUDA image's stack
+    only resolved, said so."""
     targets = list(session.posargs) or list(DOCKERFILES)
     unknown = [t for t in targets if t not in DOCKERFILES]
     if unknown:
@@ -142,6 +146,8 @@ def docker_session(session) -> None:
         return
     if "cpu" in targets and "--no-cpu" in args:
         session.log("CPU image skipped: no Docker engine and no dockerd to start as root")
+    if "cuda" in targets and "--build" not in args:
+        session.log("CUDA image not built: no Docker engine and no dockerd to start as root; its stack is resolved")
     session.run("python", "docker/e2e.py", *args, external=True)
 
 
@@ -151,13 +157,14 @@ def can_start_engine() -> bool:
 
 
 def e2e_args(targets: list[str], engine: bool, can_start: bool) -> list[str] | None:
-    """``docker/e2e.py``'s arguments for ``targets``, or None when there is nothing it could do (the CPU image
-    needs an engine: the one answering, or a private one it starts)."""
+    """``docker/e2e.py``'s arguments for ``targets``, or None when there is nothing it could do. Both images are
+    built where there is an engine (the one answering, or a private one it starts); without one the CUDA image's
+    stack is only resolved (cuda_stack.py needs no engine) and the CPU image is skipped."""
     args = []
     if "cpu" not in targets or not (engine or can_start):
         args.append("--no-cpu")
-    elif not engine:
+    if not engine and can_start:
         args.append("--start-engine")
     if "cuda" in targets:
-        args.append("--cuda")
+        args += ["--cuda", "--build"] if engine or can_start else ["--cuda"]
     return None if args == ["--no-cpu"] else args

@@ -34,6 +34,8 @@ def _files(tmp: Path) -> dict[str, str]:
 TRAIN_CASES = [
     ("typo-key", ["training.learning_rat=1e-5"], 2, "did you mean 'learning_rate'"),
     ("typo-key-added", ["+training.learnig_rate=1e-5"], 2, "did you mean 'learning_rate'"),
+    ("typo-section", ["trainig.max_steps=3"], 2, "unknown config section 'trainig' in 'trainig.max_steps'; did you "
+                                                 "mean 'training'?"),
     ("unset-key", ["training.top_k=5"], 2, "not set by the recipe: add it with +training.top_k=5"),
     ("two-recipes", ["+math=grpo-deepseek-distill-1.5b-inst"], 2, "2 recipes given"),
     ("bad-override", ["training.learning_rate=="], 2, "cannot parse the override"),
@@ -58,6 +60,7 @@ TRAIN_CASES = [
     ("bad-template", ["data.template=nope"], 2, "data.template='nope' is not a countdown template"),
     ("zero-train", ["data.num_train=0"], 2, "data.num_train=0: must be at least 1"),
     ("seed-type", ["seed=abc"], 2, "seed='abc': expected an integer"),
+    ("stop-without-signal", ["stop_without_signal=0"], 2, "stop_without_signal=0: must be a number of logged steps"),
     ("model-is-file", ["model.name_or_path=FILE"], 2, "is a file; give the model's directory"),
     ("model-missing", ["model.name_or_path=/no/such/model"], 2, "no such model directory"),
     ("model-no-config", ["model.name_or_path=NOMODEL"], 2, "the directory has no config.json"),
@@ -89,6 +92,8 @@ def _assert_one_line(code, err, want_code, message, out_dir: Path | None = None)
     assert len(ours) == 1 and message in ours[0], err
     if out_dir is not None and (out_dir / "run.json").is_file():
         assert json.loads((out_dir / "run.json").read_text()).get("status") != "completed"
+    if out_dir is not None and out_dir.is_dir():  # a refused run leaves no empty run directory behind
+        assert any(out_dir.iterdir()), f"{out_dir} was left behind, empty"
 
 
 def _train(args, capsys, *, dry_run=False):
@@ -117,6 +122,7 @@ def test_train_launch_options(tiny_model, tmp_path, capsys, case, extra, want, m
     (["countdown=grpo-qwen-2.5-3b-base"], "'countdown' is a recipe group: write +countdown="),
     (["+countdwn=grpo-qwen-2.5-3b-base"], "unknown config key 'countdwn'; did you mean 'countdown'"),
     ([RECIPE, "training.learning_rat=1e-5"], "did you mean 'learning_rate'"),
+    ([RECIPE, "model.name_or_path=/no/such/model"], "no such model directory"),  # before: exit 0
 ])
 def test_dry_run_gives_the_same_one_line(capsys, args, message):
     """Before: a 60-line Hydra traceback for the same unknown key."""
@@ -173,6 +179,35 @@ def test_reproduce(tmp_path, capsys, args, message):
     args = [a.replace("OUT", str(tmp_path / "r")) for a in args]
     code = main(["reproduce", *args])
     _assert_one_line(code, capsys.readouterr().err, 2, message, tmp_path / "r")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "no such run directory; make the run with `tinyzero-trl reproduce countdown-tiny --output-dir"),
+    (lambda d: d.mkdir(), "the directory is empty; make the run with `tinyzero-trl reproduce countdown-tiny"),
+])
+def test_verify_names_the_command_that_makes_the_run(tmp_path, capsys, make, message):
+    """Before: "run `tinyzero-trl reproduce NAME` first" with a literal NAME, and an empty directory "missing"."""
+    make(tmp_path / "r")
+    code = main(["verify", "countdown-tiny", "--run-dir", str(tmp_path / "r")])
+    _assert_one_line(code, capsys.readouterr().err, 2, message)
+
+
+def test_reproduce_help_lists_the_reproductions_and_its_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    assert "clevr-2b, clevr-tiny, countdown-0.5b" in out and "math-1.5b, math-tiny" in out and "KEY=VALUE" in out and "the reproduction:" in out
+
+
+def test_an_unreachable_hub_is_named_at_once():
+    """Before: five retries with backoff (~25 s) for a hub id the hub cannot be asked about."""
+    code = ("import time\nfrom tinyzero_trl.model.loading import check_model\nstart = time.monotonic()\ntry:\n"
+            "    check_model('org/no-such-model')\nexcept Exception as err:\n    print(err)\n"
+            "print('SECONDS=%.1f' % (time.monotonic() - start))")
+    env = {**ENV, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": "/nonexistent-hf-home"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert "the hub could not provide it: http://127.0.0.1:9 cannot be reached" in proc.stdout, proc.stdout
+    assert float(proc.stdout.split("SECONDS=")[1]) < 10, proc.stdout
 
 
 def test_reproduce_takes_overrides_anywhere(capsys):
@@ -252,10 +287,10 @@ def test_the_original_command_forms_give_our_line(tiny_model, tmp_path, form):
 
 def test_help_and_argument_errors_load_no_ml_stack():
     code = ("import sys\nfrom tinyzero_trl.cli import main\nfor argv in (['--help'], ['train', '--num-processes', "
-            "'x']):\n    try:\n        main(argv)\n    except SystemExit as e:\n        print('EXIT=' + str(e.code))\n"
+            "'x'], ['health', '--help']):\n    try:\n        main(argv)\n    except SystemExit as e:\n        print('EXIT=' + str(e.code))\n"
             "print('LOADED=' + str(sorted(m for m in ('torch', 'transformers', 'datasets', 'trl', 'hydra') if m in "
             "sys.modules)))")
     proc = _run([sys.executable, "-c", code])
     marks = [line for line in proc.stdout.splitlines() if line.startswith(("EXIT=", "LOADED="))]
-    assert marks == ["EXIT=0", "EXIT=2", "LOADED=[]"], proc.stdout + proc.stderr
+    assert marks == ["EXIT=0", "EXIT=2", "EXIT=0", "LOADED=[]"], proc.stdout + proc.stderr
     assert "invalid int value: 'x'" in proc.stderr

@@ -115,3 +115,26 @@ def test_a_task_of_your_own_is_one_module_and_one_registration(tmp_path, monkeyp
         TASKS.pop("gsm8k", None)
     assert cfg.data.task == "gsm8k" and splits["test"][0]["solution"] == "7"
     assert splits["train"][0]["prompt"][0]["content"].endswith("Put the final answer within \\boxed{}.")
+
+
+def test_one_image_tag_scheme_in_the_build_the_docs_and_the_scripts():
+    """Issue 32: the build tagged tinyzero-trl:0.1.0-cpu while docker/README.md ran tinyzero-trl:cpu. Every image
+    tag written anywhere is tinyzero-trl:VERSION-cpu or -cuda (VERSION from pyproject.toml, or $VERSION), as the
+    build tags it and as the reproductions pin it."""
+    import sys
+
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    files = [*DOCS, ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.cpu",
+             ROOT / "docker" / "slurm" / "train.sbatch", *sorted((ROOT / "reproductions").glob("*/config.yaml"))]
+    allowed = re.compile(rf"tinyzero-trl:(?:{re.escape(version)}|\$?VERSION)-(?:cpu|cuda)")  # VERSION: in prose
+    tags = [(f.relative_to(ROOT), m.group(0)) for f in files
+            for m in re.finditer(r"tinyzero-trl:(?:\$?VERSION-\w+|[\w.-]+)", f.read_text(encoding="utf-8"))]
+    assert len(tags) > 10 and [t for t in tags if not allowed.fullmatch(t[1])] == []
+    sys.path.insert(0, str(ROOT / "docker"))
+    try:
+        from nox_docker import build_commands
+    finally:
+        sys.path.remove(str(ROOT / "docker"))
+    built = [c[i + 1] for c in build_commands(["cpu", "cuda"], version, "c", "u") for i, a in enumerate(c)
+             if a == "--tag"]
+    assert built == [f"tinyzero-trl:{version}-cpu", f"tinyzero-trl:{version}-cuda"]

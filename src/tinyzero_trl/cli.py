@@ -1,4 +1,4 @@
-"""``tinyzero-trl``: train, evaluate, reproduce, verify, fidelity, record, list, tiny-model, tiny-base.
+"""``tinyzero-trl``: train, evaluate, reproduce, verify, health, fidelity, record, list, tiny-model, tiny-base.
 
 Each subcommand is a thin shell over one module, so the command line and the Python API do the same thing. This
 module imports nothing heavy at the top: ``--help`` and argument errors answer at once. Every subcommand ends a
@@ -36,9 +36,16 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--main-process-port", type=int, default=None)
 
 
+def _verbose(args) -> None:
+    if args.verbose:  # every rank prints the full log dicts too (train.console reads it from the environment)
+        os.environ["TINYZERO_VERBOSE"] = "1"
+
+
 def cmd_train(args) -> int:
     from tinyzero_trl.launch.plan import prepare, render
     from tinyzero_trl.launch.run import run
+
+    _verbose(args)
 
     overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
     if args.vllm_server_only:
@@ -86,6 +93,7 @@ def cmd_list(args) -> int:
 def cmd_reproduce(args) -> int:
     from tinyzero_trl.reproduce.pipeline import reproduce
 
+    _verbose(args)
     return reproduce(args.name, output_dir=args.output_dir, dry_run=args.dry_run, extra=args.overrides,
                      num_processes=args.num_processes, debug=args.debug)
 
@@ -122,6 +130,12 @@ def cmd_verify(args) -> int:
     return EXIT_FAILED if verdict == "FAIL" else 0
 
 
+def cmd_health(args) -> int:
+    from tinyzero_trl.verification.health import health
+
+    return health(Path(args.run_dir), as_json=args.json)
+
+
 def cmd_record(args) -> int:
     from tinyzero_trl.reproduce.record import record
 
@@ -147,15 +161,25 @@ def cmd_tiny_base(args) -> int:
     return 0 if same or not args.check else 1
 
 
+def _reproduction_names() -> str:
+    """The reproduction folders' names, for ``--help`` (a directory listing: nothing heavy is imported)."""
+    from tinyzero_trl.reproduce.folders import list_reproductions
+
+    return ", ".join(list_reproductions()) or "none found (set TINYZERO_REPRODUCTIONS=DIR)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0].replace("``", ""),
-                                     epilog="exit codes: 0 ok (verify: PASS), 1 failed (verify: FAIL), 2 bad input or "
-                                            "a run that cannot be judged, 3 verify: UNCHECKED, 130/143 interrupted")
+                                     epilog="exit codes: 0 ok (verify: PASS; health: HEALTHY), 1 failed (FAIL; UNHEALTHY), 2 bad "
+                                            "input or a run that cannot be judged, 3 UNCHECKED, 130/143 interrupted")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
+    training = argparse.ArgumentParser(add_help=False)  # what train and reproduce share
+    training.add_argument("--verbose", action="store_true", help="print every logged metric of every step (they "
+                                                                 "always go to metrics.jsonl), not one line a step")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", parents=[common], help="launch GRPO training with Hydra overrides (via accelerate)")
+    p = sub.add_parser("train", parents=[common, training], help="launch GRPO training with Hydra overrides (via accelerate)")
     _add_launch_args(p)
     p.add_argument("--fresh", action="store_true", help="set an existing run directory aside instead of resuming")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan and exit")
@@ -202,12 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", parents=[common], help="list the reproductions")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("reproduce", parents=[common], help="run a reproduction end to end")
-    p.add_argument("name")
+    names = _reproduction_names()
+    p = sub.add_parser("reproduce", parents=[common, training], help="run a reproduction end to end",
+                       description="Run a reproduction end to end: base evaluation, GRPO, final evaluation, "
+                                   "summary.json and curves.png in the run directory.")
+    p.add_argument("name", help=f"the reproduction: {names} (`tinyzero-trl list` says what each claims and needs)")
     p.add_argument("--output-dir", default=None, help="run directory (default: $TINYZERO_RUNS/NAME or runs/NAME)")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan; download nothing")
     p.add_argument("--num-processes", type=int, default=None)
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="overrides on top of the pinned config, anywhere after NAME (e.g. seed=3)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("verify", parents=[common], help="check a run against its reference curve")
@@ -218,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "directory; for several runs $TINYZERO_RUNS/verify-NAME)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("health", parents=[common], help="judge a run, live or finished, by the health rules")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (training.output_dir)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_health)
 
     from tinyzero_trl.reproduce.fidelity_readme import add_parser as add_fidelity  # (light: no trl, no torch)
 
@@ -238,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tiny_model)
 
     p = sub.add_parser("tiny-base", parents=[common], help="rebuild a tiny base model offline and compare with the packaged one")
-    p.add_argument("--task", choices=["countdown", "math"], default="countdown",
-                   help="countdown: countdown-tiny's base (default); math: math-tiny's")
+    p.add_argument("--task", choices=["countdown", "math", "clevr"], default="countdown",
+                   help="countdown: countdown-tiny's base (default); math: math-tiny's; clevr: clevr-tiny's")
     p.add_argument("--out", required=True, help="directory for the rebuilt model")
     p.add_argument("--check", action="store_true", help="exit 1 unless the rebuild is bit-identical")
     p.set_defaults(func=cmd_tiny_base)

@@ -60,6 +60,12 @@ def report(command: str, message: str, *, code: int = EXIT_BAD_INPUT, every_rank
     print(f"tinyzero-trl {command}: {message}", file=sys.stderr, flush=True)
 
 
+class NoLearningSignal(UserError):
+    """A run stopped by ``stop_without_signal``: every group had the same reward for that many logged steps."""
+
+    exit_code = EXIT_FAILED
+
+
 class UnusableRun(UserError):
     """A run (or a reference) that cannot be judged: missing, unfinished, corrupt or impossible files; verify exit 2."""
 

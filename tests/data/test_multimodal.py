@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import deque
 
 import datasets
@@ -276,3 +277,35 @@ def test_hub_test_split(monkeypatch):
     assert splits["train"]["solution"] == ["0", "1", "2", "3"] and splits["test"]["solution"] == ["100", "101"]
     with pytest.raises(DataError, match="no named splits"):
         load_multimodal(cfg(test_split="test"))
+
+
+def test_questions_pick_what_is_asked():
+    ds = generate_shapes(30, seed=2, questions=["color"])
+    assert all(p.startswith("How many ") and p.endswith(" objects are there?") and p != "How many objects are there?"
+               for p in ds["problem"])
+    with pytest.raises(DataError, match="questions"):
+        generate_shapes(2, questions=["size"])
+
+
+def test_train_and_held_out_scenes_never_overlap():
+    from tinyzero_trl.data.multimodal import draw_scene, scene_is_heldout
+
+    # The split is a property of the scene (order of its objects does not matter), not of the seed or question.
+    scene = [("red", "circle", 0), ("blue", "square", 4)]
+    assert scene_is_heldout(scene) == scene_is_heldout(list(reversed(scene)))
+    opts = dict(grid=3, min_objects=1, max_objects=2, colors=["red", "blue"], shapes=["circle", "square"])
+    rng = random.Random(0)
+    train = {tuple(sorted(draw_scene(rng, side="train", **opts), key=lambda o: o[2])) for _ in range(400)}
+    test = {tuple(sorted(draw_scene(rng, side="test", **opts), key=lambda o: o[2])) for _ in range(400)}
+    assert train and test and not train & test  # a small space, so both sides are drawn many times over
+    assert all(not scene_is_heldout(s) for s in train) and all(scene_is_heldout(s) for s in test)
+    either = {scene_is_heldout(draw_scene(rng, **opts)) for _ in range(200)}
+    assert either == {True, False}
+
+
+def test_generate_seed_fixes_the_scenes_whatever_the_run_seed():
+    opts = {"seed": 7, "size": 56, "max_objects": 4}
+    a = load_task_data(cfg(generate=opts), None, seed=1)
+    b = load_task_data(cfg(generate=opts), None, seed=2)
+    assert a["test"]["solution"] == b["test"]["solution"] and a["train"]["problem"] == b["train"]["problem"]
+    assert [i.tobytes() for i in a["test"]["image"]] == [i.tobytes() for i in b["test"]["image"]]

@@ -239,3 +239,22 @@ def test_execute_starts_waits_for_and_stops_the_server(tmp_path, monkeypatch):
     server_pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)  # stopped (and reaped) after training
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_accelerate_finds_nothing_to_default_on_a_cpu_launch(processes, caplog, monkeypatch):
+    """Before: every CPU run printed accelerate's "values were not passed ... run `accelerate config`" (dynamo
+    backend, CPU threads). accelerate's own check of our command line now defaults nothing, and its thread count is
+    what accelerate would have picked."""
+    import logging
+
+    import psutil
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cmd = LaunchPlan(run_dir=CFG, num_processes=processes, cpu=True).command()
+    args = launch_command_parser().parse_args(cmd[cmd.index("accelerate.commands.launch") + 1:])
+    with caplog.at_level(logging.WARNING):
+        args, _, _ = _validate_launch_command(args)
+    assert not [r for r in caplog.records if "were not passed" in r.getMessage()], caplog.text
+    assert args.num_cpu_threads_per_process == max(psutil.cpu_count(logical=False) // processes, 1)

@@ -28,3 +28,22 @@ def record_completions(completions, completion_ids=None, **kwargs) -> list[float
                 ids = list(completion_ids[i]) if completion_ids is not None else None
                 fh.write(json.dumps({"text": text, "ids": ids}) + "\n")
     return [0.0] * len(completions)
+
+
+# The health tests' failures (tests/train/test_health_runs.py): each reward makes a real run fail one way.
+@register("prompt_only", bounds=(0.0, 1.0))
+def prompt_only(completions, prompts=None, **kwargs) -> list[float]:
+    """A score of the prompt alone: every completion of one prompt gets the same, so no group has an advantage."""
+    return [(len(str(p)) % 5) / 4 for p in (prompts or [None] * len(completions))]
+
+
+@register("brevity", bounds=(0.0, 1.0))
+def brevity(completions, **kwargs) -> list[float]:
+    """Pays for short completions: a run on it drops its thinking, as TinyZero issue 85's runs did."""
+    return [1.0 / (1.0 + len(t or "") / 10) for t in completion_texts(completions)]
+
+
+@register("repetition", bounds=(0.0, 1.0))
+def repetition(completions, **kwargs) -> list[float]:
+    """Pays for repeated characters: a run on it collapses into one character, as TinyZero issue 63's did."""
+    return [1.0 - len(set(t)) / len(t) if t else 0.0 for t in (c or "" for c in completion_texts(completions))]

@@ -16,7 +16,7 @@ from tinyzero_trl.reproduce.folders import (
 )
 from tinyzero_trl.verification.verify import RULES
 
-ALL = ["clevr-2b", "countdown-0.5b", "countdown-1.5b", "countdown-3b", "countdown-3b-instruct", "countdown-tiny",
+ALL = ["clevr-2b", "clevr-tiny", "countdown-0.5b", "countdown-1.5b", "countdown-3b", "countdown-3b-instruct", "countdown-tiny",
        "math-1.5b", "math-tiny"]
 
 

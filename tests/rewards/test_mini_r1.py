@@ -12,6 +12,10 @@ from tinyzero_trl.rewards.mini_r1 import first_line_answer
 
 from .oracles import mini_r1_equation_oracle, mini_r1_format_oracle
 
+# A linear pass over 1 MB takes milliseconds; a quadratic one takes hours. 5 s tells them apart with room for
+# a loaded machine and for mutmut's instrumentation (which made 0.5 s fail on a linear pass).
+LINEAR_BOUND = 5.0
+
 MB = 1 << 20
 
 
@@ -78,11 +82,11 @@ def test_hostile_inputs_are_fast_and_exact():
     for text, expected in cases:
         start = time.perf_counter()
         assert REWARDS["mini_r1_format"]([text]) == [expected]
-        assert time.perf_counter() - start < 0.5
+        assert time.perf_counter() - start < LINEAR_BOUND
     hostile = ["<answer>" * 200_000 + "\n</answer>", ("<answer>1\n" * 100_000) + "</answer>",
                "<answer>" + "9" * MB + "</answer>", "<answer>" + "1+" * (MB // 2) + "1</answer>"]
     for text in hostile:
         start = time.perf_counter()
         assert REWARDS["mini_r1_equation"]([text], nums=[[1]], target=[1]) == [0.0]
-        assert time.perf_counter() - start < 0.5
+        assert time.perf_counter() - start < LINEAR_BOUND
     assert first_line_answer("<answer>\n" * 100_000 + "<answer>7</answer>") == "7"

@@ -14,6 +14,10 @@ from tinyzero_trl.rewards.open_rs import make_cosine_accuracy_reward, score_open
 
 from .oracles import open_rs_correct_oracle, open_rs_cosine_oracle, open_rs_format_oracle
 
+# A linear pass over 1 MB takes milliseconds; a quadratic one takes hours. 5 s tells them apart with room for
+# a loaded machine and for mutmut's instrumentation (which made 0.5 s fail on a linear pass).
+LINEAR_BOUND = 5.0
+
 MB = 1 << 20
 
 
@@ -149,7 +153,7 @@ def test_hostile_inputs_are_bounded_and_exact():
         pool.close()
     start = time.perf_counter()
     assert REWARDS["open_rs_format"](["\n</think>\n" * 200_000, "x" * MB + "\n</think>\n", None]) == [0.0, 1.0, 0.0]
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < LINEAR_BOUND
 
 
 def test_registry_bounds_and_accuracy():

@@ -13,6 +13,10 @@ from tinyzero_trl.rewards.r1v import first_count_answer
 
 from .oracles import r1v_count_oracle
 
+# A linear pass over 1 MB takes milliseconds; a quadratic one takes hours. 5 s tells them apart with room for
+# a loaded machine and for mutmut's instrumentation (which made 0.5 s fail on a linear pass).
+LINEAR_BOUND = 5.0
+
 MB = 1 << 20
 
 
@@ -99,7 +103,7 @@ def test_hostile_inputs_are_linear_and_safe():
     for text in cases:
         start = time.perf_counter()
         out = REWARDS["r1v_count_eval"]([text], solution=["3"])
-        assert out in ([0.0], [1.0]) and time.perf_counter() - start < 0.5
+        assert out in ([0.0], [1.0]) and time.perf_counter() - start < LINEAR_BOUND
     assert REWARDS["r1v_count_eval"](["x" * MB + "<answer>3</answer>"], solution=["3"]) == [1.0]
     assert REWARDS["r1v_count_eval"]([None, 3, b"<answer>3</answer>", "<answer>3</answer>"],
                                      solution=["3", "3", "3", "three"]) == [0.0, 0.0, 0.0, None]

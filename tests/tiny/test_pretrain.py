@@ -5,11 +5,12 @@ import json
 
 import pytest
 
+from tinyzero_trl.tiny import clevr_base as tiny_clevr_base
 from tinyzero_trl.tiny import countdown_base as tiny_base
 from tinyzero_trl.tiny import math_base as tiny_math_base
 from tinyzero_trl.tiny.pretrain import base_module, is_complete, recipe_hash, tiny_base_path
 
-BASES = {"countdown": tiny_base, "math": tiny_math_base}
+BASES = {"countdown": tiny_base, "math": tiny_math_base, "clevr": tiny_clevr_base}
 
 
 @pytest.fixture(params=sorted(BASES))
@@ -59,8 +60,8 @@ def test_a_stale_packaged_base_is_not_used(task, monkeypatch, tmp_path):
 
 
 def test_an_unknown_task_names_the_known_ones():
-    with pytest.raises(ValueError, match="countdown, math"):
-        base_module("clevr")
+    with pytest.raises(ValueError, match="clevr, countdown, math"):
+        base_module("chess")
 
 
 @pytest.mark.parametrize("task", sorted(BASES))

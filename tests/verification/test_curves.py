@@ -78,3 +78,40 @@ def test_a_run_that_logged_one_step_is_drawn_as_a_point(tmp_path, monkeypatch):
     smooth = fig.axes[0].lines[1]
     assert smooth.get_marker() == "o" and list(smooth.get_ydata()) == [0.5]
     assert "completions/mean_length\nnot in metrics.jsonl" in [t.get_text() for t in fig.axes[2].texts]
+
+
+def test_the_figure_says_what_it_shows(tmp_path, monkeypatch):
+    """Issue 32: the smoothing was unlabelled, the base -> final pair was joined by a line that looked measured,
+    and the step axis could tick at fractions."""
+    fig = _drawn(monkeypatch, {"seed 0": run_dir(tmp_path / "a")}, tmp_path)
+    raw, smooth, held_out = fig.axes[0].lines
+    assert raw.get_label() == "seed 0: each step" and smooth.get_label() == "seed 0: mean of the last 5 steps"
+    assert held_out.get_linestyle() == "None" and list(held_out.get_xdata()) == [0, 20]  # two points, no line
+    assert "step 0 and 20" in held_out.get_label()
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "seed 0: mean of the last 5 steps" in legend
+    for ax in fig.axes:
+        assert all(float(t).is_integer() for t in ax.get_xticks()), ax.get_xticks()
+
+
+def _verify_figure(monkeypatch, tmp_path, metric, values):
+    import matplotlib.figure
+
+    from tinyzero_trl.verification.report import plot
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kw: saved.append(fig))
+    series = list(zip(range(1, len(values) + 1), values))
+    plot(tmp_path / "v.png", metric, [series], [{"rule": "report", "window": 2}], "PASS")
+    return saved[0].axes[0]
+
+
+def test_verify_plots_a_0_1_reward_from_0_to_1_with_whole_steps(tmp_path, monkeypatch):
+    """Before: a format reward between 0.87 and 1.0 filled the plot, so a small drift looked like a collapse."""
+    ax = _verify_figure(monkeypatch, tmp_path, "rewards/countdown_format/mean", [1.0, 0.95, 0.87, 0.9])
+    low, high = ax.get_ylim()
+    assert low <= 0 and high >= 1 and high - low < 1.1
+    assert all(float(t).is_integer() for t in ax.get_xticks()), ax.get_xticks()
+    assert [line.get_label() for line in ax.lines] == ["run, each step", "run, mean of the last 2 steps"]
+    length = _verify_figure(monkeypatch, tmp_path, "completions/mean_length", [100.0, 120.0, 130.0])
+    assert length.get_ylim()[0] > 50  # a length has no fixed range: its axis follows the values

@@ -28,6 +28,10 @@ def _override_key(override: str) -> str:
 def _unknown_key_message(key: str, override: str) -> str:
     section, _, name = key.rpartition(".")
     valid = section_keys(section)
+    top = section.split(".")[0]
+    if section and top not in section_keys(""):  # a misspelled section: trainig.max_steps
+        return (f"unknown config section '{top}' in '{key}'{closest(top, section_keys(''))} (from the override "
+                f"{override!r})")
     if not valid and section:  # model.lora.r and the like: look one level up only for a better message
         return f"'{key}' is not a config key (from the override {override!r})"
     if section == "" and name in RECIPE_GROUPS + ("smoke",):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tinyzero_trl.errors import ConfigError
 
 RECIPE_GROUPS = ("countdown", "math", "multimodal")
-TOP_KEYS = ("model", "data", "rewards", "training", "seed", "fresh", "stop_at_step")
+TOP_KEYS = ("model", "data", "rewards", "training", "seed", "fresh", "stop_at_step", "stop_without_signal")
 
 
 class _Section(BaseModel):
@@ -75,6 +75,8 @@ class _RunKeys(_Section):
     # Stop (and save) after this optimizer step while the lr schedule spans the whole run (training.max_steps or
     # epochs): a published checkpoint taken part-way through a longer run (Open-RS's step 100 of 500).
     stop_at_step: int | None = Field(None, ge=1)
+    # Fail a run whose every group had one reward for N logged steps in a row (off: a GRPO run may start flat).
+    stop_without_signal: int | None = Field(None, ge=1)
 
 
 class _TrainingLimits(BaseModel):
@@ -103,6 +105,7 @@ _SAYS = {
     "training.num_generations": "GRPO compares completions of one prompt, it needs at least 2",
     "training.top_p": "must be in (0, 1]",
     "stop_at_step": "must be a step >= 1 (or null)",
+    "stop_without_signal": "must be a number of logged steps >= 1 (or null: off)",
 }
 
 
@@ -118,10 +121,8 @@ class RunConfig:
     seed: int = 42
     fresh: bool = False
     stop_at_step: int | None = None
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.training.output_dir)
+    stop_without_signal: int | None = None
+    output_dir: Path | None = None  # training.output_dir as a Path, set once by ``validate``
 
 
 def closest(name: str, valid) -> str:
@@ -275,7 +276,8 @@ def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
         if key != "hydra" and key not in TOP_KEYS:
             hint = (f"; to use a recipe write +{key}=NAME" if key in RECIPE_GROUPS + ("smoke",)
                     else closest(key, [*TOP_KEYS, *RECIPE_GROUPS]))
-            raise ConfigError(f"unknown config key '{key}'{hint}. A config has {', '.join(TOP_KEYS)}; recipes are "
+            end = "" if hint.endswith("?") else "."
+            raise ConfigError(f"unknown config key '{key}'{hint}{end} A config has {', '.join(TOP_KEYS)}; recipes are "
                               f"+countdown=..., +math=..., +multimodal=... (and +smoke=cpu)")
     model = _section(ModelConfig, "model", raw.get("model"))
     data = _section(DataConfig, "data", raw.get("data"))
@@ -298,4 +300,5 @@ def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
         raise ConfigError(f"stop_at_step={keys.stop_at_step} is past training.max_steps={training.max_steps}: the "
                           "run ends first")
     return RunConfig(model=model, data=data, rewards=rewards, training=training, seed=keys.seed, fresh=keys.fresh,
-                     stop_at_step=keys.stop_at_step)
+                     stop_at_step=keys.stop_at_step, stop_without_signal=keys.stop_without_signal,
+                     output_dir=Path(training.output_dir) if training.output_dir else None)

@@ -8,6 +8,7 @@ row, which TRL puts into the placeholder), and ``solution``, the bare gold answe
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from pathlib import Path
@@ -37,6 +38,9 @@ PROMPT_COLUMN = "input"  # data.template=dataset: the row's whole question text,
 
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30)}
 SHAPES = ("circle", "square", "triangle")
+QUESTIONS = ("all", "color", "shape")  # what a generated scene may be asked: every object, one color, one shape
+SIDES = ("train", "test")
+HELDOUT_SHARE = 5  # one scene in 5 (by a stable hash of its objects) is on the held-out side
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
@@ -73,37 +77,75 @@ def render_scene(objects: list[tuple[str, str, int]], *, size: int = 56, grid: i
     return image
 
 
+def scene_is_heldout(objects) -> bool:
+    """Whether a scene (its ``(color, shape, cell)`` objects, in any order) is on the held-out side of the split.
+
+    A stable hash of the sorted objects, so the same scene lands on the same side whatever seed, size or question
+    drew it: training and held-out scenes never overlap, as countdown's and math's ``is_heldout`` split their tasks.
+    """
+    key = ";".join(f"{cell}:{color}:{shape}" for color, shape, cell in sorted(objects, key=lambda o: o[2]))
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % HELDOUT_SHARE == 0
+
+
+def draw_scene(rng: random.Random, *, grid: int, min_objects: int, max_objects: int, colors, shapes,
+               side: str | None = None) -> list[tuple[str, str, int]]:
+    """A random scene of ``min_objects``..``max_objects`` ``(color, shape, cell)`` objects in distinct cells, on
+    ``side`` of the split (``"train"``, ``"test"``; None: either): scenes of the other side are drawn again."""
+    while True:
+        cells = rng.sample(range(grid * grid), rng.randint(min_objects, max_objects))
+        objects = [(rng.choice(colors), rng.choice(shapes), cell) for cell in cells]
+        if side is None or scene_is_heldout(objects) == (side == "test"):
+            return objects
+
+
+def ask(objects, kind: str, rng: random.Random) -> tuple[str, int, str, str]:
+    """A counting question about ``objects``: (question, count, asked color, asked shape).
+
+    ``kind`` is one of ``QUESTIONS``; a color or shape asked about is one in the scene, so counts are >= 1 as in
+    CLEVR's counting questions.
+    """
+    if kind == "color":
+        color = rng.choice(objects)[0]
+        return f"How many {color} objects are there?", sum(o[0] == color for o in objects), color, ""
+    if kind == "shape":
+        shape = rng.choice(objects)[1]
+        return f"How many {shape}s are there?", sum(o[1] == shape for o in objects), "", shape
+    return "How many objects are there?", len(objects), "", ""
+
+
 def generate_shapes(num_samples: int, *, seed: int = 0, size: int = 56, grid: int = 3, min_objects: int = 1,
-                    max_objects: int = 6, colors: list[str] | None = None,
-                    shapes: list[str] | None = None) -> datasets.Dataset:
+                    max_objects: int = 6, colors: list[str] | None = None, shapes: list[str] | None = None,
+                    questions: list[str] | None = None, side: str | None = None,
+                    background: list[int] | None = None) -> datasets.Dataset:
     """``num_samples`` synthetic counting scenes with ``image``, ``problem``, ``solution`` (the count as text).
 
     The same arguments give the same rows. Each scene puts ``min_objects``..``max_objects`` shapes in distinct
-    grid cells and asks for all objects, one color or one shape; the gold count comes from the scene itself.
+    grid cells and asks, with equal odds, one of ``questions`` (default: all objects, one color, one shape); the
+    gold count comes from the scene itself. ``side`` keeps to one side of the train/held-out split of scenes
+    (``scene_is_heldout``); None draws from both. ``background``: the RGB of the empty canvas (default light grey).
     """
     colors = list(colors or COLORS)
     shapes = list(shapes or SHAPES)
+    questions = list(questions or QUESTIONS)
     unknown = [c for c in colors if c not in COLORS] + [s for s in shapes if s not in SHAPES]
     if unknown:
         raise DataError(f"data.generate: unknown colors/shapes {unknown}; known {sorted(COLORS)} and {list(SHAPES)}")
+    if not questions or any(q not in QUESTIONS for q in questions):
+        raise DataError(f"data.generate.questions={questions}: choose from {list(QUESTIONS)}")
+    if side not in (None, *SIDES):
+        raise DataError(f"side={side!r}: one of {list(SIDES)} or None")
     if not 1 <= min_objects <= max_objects <= grid * grid:
         raise DataError(f"data.generate: need 1 <= min_objects <= max_objects <= grid*grid ({grid * grid})")
+    if background is not None and (len(background) != 3 or not all(0 <= int(v) <= 255 for v in background)):
+        raise DataError(f"data.generate.background={background}: an RGB triple of 0..255")
+    canvas = {} if background is None else {"background": tuple(int(v) for v in background)}
     rng = random.Random(seed)
     rows: dict[str, list] = {"image": [], "problem": [], "solution": [], "color": [], "shape": []}
     for _ in range(num_samples):
-        cells = rng.sample(range(grid * grid), rng.randint(min_objects, max_objects))
-        objects = [(rng.choice(colors), rng.choice(shapes), cell) for cell in cells]
-        kind = rng.choice(("all", "color", "shape"))
-        # Ask about a color or shape that is in the scene, so counts are >= 1 as in CLEVR's counting questions.
-        color = rng.choice(objects)[0] if kind == "color" else ""
-        shape = rng.choice(objects)[1] if kind == "shape" else ""
-        if kind == "color":
-            count, question = sum(o[0] == color for o in objects), f"How many {color} objects are there?"
-        elif kind == "shape":
-            count, question = sum(o[1] == shape for o in objects), f"How many {shape}s are there?"
-        else:
-            count, question = len(objects), "How many objects are there?"
-        rows["image"].append(render_scene(objects, size=size, grid=grid))
+        objects = draw_scene(rng, grid=grid, min_objects=min_objects, max_objects=max_objects, colors=colors,
+                             shapes=shapes, side=side)
+        question, count, color, shape = ask(objects, rng.choice(questions), rng)
+        rows["image"].append(render_scene(objects, size=size, grid=grid, **canvas))
         rows["problem"].append(question)
         rows["solution"].append(str(count))
         rows["color"].append(color)
@@ -166,7 +208,8 @@ def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.D
 
     ``data.source``: ``hub`` (``data.name``, default R1-V's CLEVR-70k), ``local`` (a file of image paths,
     problems and solutions, or a folder with one such file per split) or ``generate`` (synthetic shapes from
-    ``data.generate``, deterministic in ``seed``). With a test split (``data.test_split`` on the hub, a local
+    ``data.generate``, deterministic in ``seed`` or in ``data.generate.seed`` when given; train and test scenes
+    from the two sides of ``scene_is_heldout``). With a test split (``data.test_split`` on the hub, a local
     folder's ``test`` file) its first ``num_test`` rows test (all when unset); otherwise the last ``num_test``
     rows of the train split are held out. ``data.instruction`` follows the question (default: R1-V's counting
     instruction); ``data.template=dataset`` takes each row's ``input`` as the whole question text instead. When
@@ -182,11 +225,14 @@ def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.D
         if test_split is not None:
             raise DataError("data.test_split: generated scenes have no named splits; unset it")
         opts = dict(data.generate or {})
+        # data.generate.seed fixes the scenes whatever the run's seed (a miniature's held-out set stays the same).
+        base_seed = opts.pop("seed", seed)
         n_train = data.num_train if data.num_train is not None else DEFAULT_NUM_TRAIN_GENERATED
         n_test = data.num_test if data.num_test is not None else DEFAULT_NUM_TEST
-        # Another seed for the test split, so its scenes are not the first rows of the training stream.
-        splits = datasets.DatasetDict(train=generate_shapes(n_train, seed=seed, **opts),
-                                      test=generate_shapes(n_test, seed=seed + 1_000_003, **opts))
+        # Each split from its own side of the scene split (no held-out scene is trained on), and another seed
+        # for the test split, so its questions are not drawn in step with the training stream.
+        splits = datasets.DatasetDict(train=generate_shapes(n_train, seed=base_seed, side="train", **opts),
+                                      test=generate_shapes(n_test, seed=base_seed + 1_000_003, side="test", **opts))
     elif data.source in ("hub", "local"):
         if data.source == "hub":
             train = load_hub(where, split="train", revision=data.revision)

@@ -31,6 +31,7 @@ import yaml
 from tinyzero_trl.config.schema import RunConfig, validate
 from tinyzero_trl.errors import UserError
 from tinyzero_trl.launch.vllm_server import DEFAULT_VLLM_PORT, VLLMServer, split_gpus, vllm_server_for
+from tinyzero_trl.model.loading import check_model
 from tinyzero_trl.run.claim import CONFIG_FILE
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -101,6 +102,11 @@ class LaunchPlan:
             self.env.setdefault("DS_ACCELERATOR", "cpu")
         if self.gpus is not None:
             self.env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus)
+        if self.num_processes == 1 and not self.main_process_port:
+            # One process gets no port from accelerate, and on CPU accelerate then sets MASTER_PORT=29500 for the
+            # colocated vLLM engine's process group; "0" makes trl pick a free one (trl.trainer.utils
+            # ensure_master_addr_port), so two runs on one machine do not collide.
+            self.env.setdefault("MASTER_PORT", "0")
 
     def command(self) -> list[str]:
         """The argv of the launch: ``python -m accelerate.commands.launch [...] grpo.py --run RUN_DIR``."""
@@ -110,9 +116,23 @@ class LaunchPlan:
         cmd += ["--num_processes", str(self.num_processes), "--num_machines", str(self.num_machines)]
         if self.num_machines > 1:
             cmd += ["--machine_rank", str(self.machine_rank), "--main_process_ip", self.main_process_ip]
+        several = self.num_processes > 1 or self.num_machines > 1
         if self.main_process_port:
             cmd += ["--main_process_port", str(self.main_process_port)]
-        several = self.num_processes > 1 or self.num_machines > 1
+        elif several and self.num_machines == 1 and "main_process_port" not in read_accelerate_config(self.accelerate):
+            # A free port rather than accelerate's fixed 29500: two runs on one machine must not collide.
+            cmd += ["--main_process_port", "0"]
+        if self.accelerate is None:
+            # Without a config file accelerate warns "run `accelerate config`" for each value it defaults; these
+            # are the values it would pick itself (no dynamo; on CPU one thread per physical core, shared by the
+            # processes of a machine), given, so the run is the same and the warning never shows.
+            cmd += ["--dynamo_backend", "no"]
+            if self.cpu and not os.environ.get("OMP_NUM_THREADS"):
+                import psutil
+
+                per_machine = max(self.num_processes // self.num_machines, 1)
+                threads = max((psutil.cpu_count(logical=False) or 1) // per_machine, 1)
+                cmd += ["--num_cpu_threads_per_process", str(threads)]
         if self.cpu:
             cmd += ["--mixed_precision", "no"]
             # --cpu would override the config's launcher with a single process; multi-process CPU runs go
@@ -170,6 +190,9 @@ def prepare(overrides: list[str], *, accelerate: str | None = None, num_processe
         training["vllm_server_base_url"] = url
     processes = num_processes or num_machines
     config = validate(resolved, processes=processes)  # bad input is reported before anything is planned
+    # A local model path that does not exist is bad input too, dry run or not (a hub id is looked up only by the
+    # preflight of a real launch: a dry run downloads nothing).
+    check_model(config.model.name_or_path, local_only=True)
     plan = LaunchPlan(run_dir=config.output_dir, accelerate=accelerate, num_processes=processes,
                       num_machines=num_machines, machine_rank=machine_rank, main_process_ip=main_process_ip,
                       main_process_port=main_process_port, cpu=cpu, vllm_server_url=vllm_server_url)

@@ -19,6 +19,7 @@ from tinyzero_trl.launch import supervise
 from tinyzero_trl.launch.plan import LaunchPlan, Prepared
 from tinyzero_trl.launch.vllm_server import wait_for_server
 from tinyzero_trl.run.claim import claim, start_run
+from tinyzero_trl.run.secrets import secrets_env
 from tinyzero_trl.run.status import RUN_FILE, read_status
 
 
@@ -50,10 +51,13 @@ def open_run_dir(prepared: Prepared) -> str | None:
     return None
 
 
-def execute(plan: LaunchPlan, *, debug: bool = False, server_timeout: float = 1800.0) -> tuple[int, dict | None]:
+def execute(plan: LaunchPlan, *, debug: bool = False, server_timeout: float = 1800.0,
+            secrets: dict | None = None) -> tuple[int, dict | None]:
     """Run the plan: start the vLLM server if any and wait until healthy, train, stop the server.
 
-    Returns the launch's exit code and the error its ranks reported (see ``supervise``).
+    ``secrets``: environment entries for the training processes only (the run's tokens, ``run.secrets``): not in
+    ``plan.env``, which the launch line prints. Returns the launch's exit code and the error its ranks reported
+    (see ``supervise``).
     """
     server = None
     try:
@@ -63,7 +67,7 @@ def execute(plan: LaunchPlan, *, debug: bool = False, server_timeout: float = 18
                                       start_new_session=True)
             wait_for_server(plan.server_url(), server, timeout=server_timeout)
         print("[tinyzero-trl] " + plan.shell(), flush=True)
-        return supervise.run(plan.command(), {**os.environ, **plan.env}, debug=debug)
+        return supervise.run(plan.command(), {**os.environ, **plan.env, **(secrets or {})}, debug=debug)
     finally:
         if server is not None:
             supervise.stop(server)
@@ -80,7 +84,7 @@ def run(prepared: Prepared, *, around: AroundTraining | None = None, debug: bool
     if done:
         print(f"[tinyzero-trl] {done}", flush=True)
     else:
-        code, error = execute(prepared.plan, debug=debug)
+        code, error = execute(prepared.plan, debug=debug, secrets=secrets_env(prepared.resolved))
         if error:
             return Outcome(int(error.get("code") or EXIT_FAILED), error.get("message", "training failed"))
         if code != 0:

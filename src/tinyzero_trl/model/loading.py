@@ -7,12 +7,14 @@ import os
 from tinyzero_trl.errors import ConfigError
 
 _PATH_PREFIXES = ("/", "./", "../", "~")
+HUB_PROBE_SECONDS = 10.0  # one try at the hub's address before huggingface_hub's retries (5, ~25 s) start
 
 
 def check_model(name: str, *, revision: str | None = None, trust_remote_code: bool = False,
-                key: str = "model.name_or_path") -> None:
+                key: str = "model.name_or_path", local_only: bool = False) -> None:
     """Fail early and clearly when the model cannot be found: a file, a directory without a model, a missing path,
-    or a hub id the hub cannot provide (the hub is asked for its config only)."""
+    or a hub id the hub cannot provide (the hub is asked for its config only). ``local_only`` (dry runs, which
+    download nothing): a hub id is not looked up."""
     path = os.path.expanduser(name)
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
@@ -22,16 +24,47 @@ def check_model(name: str, *, revision: str | None = None, trust_remote_code: bo
         raise ConfigError(f"{key}={name}: is a file; give the model's directory (the one holding config.json)")
     if name.startswith(_PATH_PREFIXES) or os.path.exists(path):
         raise ConfigError(f"{key}={name}: no such model directory")
+    if local_only:
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
+        return  # in the cache (HF_HOME): loading needs no network
+    fix = ("Download it where the hub is reachable (it is cached in HF_HOME), or point model.name_or_path at a "
+           "local directory.")
+    unreachable = hub_unreachable()
+    if unreachable:
+        raise ConfigError(f"{key}={name}: not a local directory nor in the cache, and the hub could not provide "
+                          f"it: {unreachable}. {fix}")
     from transformers import AutoConfig
 
     try:
         AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
     except Exception as err:
-        raise ConfigError(
-            f"{key}={name}: not a local directory, and the hub could not provide it "
-            f"({type(err).__name__}). Download it where the hub is reachable (it is cached in HF_HOME), "
-            "or point model.name_or_path at a local directory."
-        ) from err
+        raise ConfigError(f"{key}={name}: not a local directory, and the hub could not provide it "
+                          f"({type(err).__name__}). {fix}") from err
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be asked, in a few words, or None when it answers.
+
+    One plain request with a short timeout: huggingface_hub retries a connection error five times with backoff
+    (~25 s) before the same answer, which a user waited through for every typo of a hub id.
+    """
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=HUB_PROBE_SECONDS)
+    except urllib.error.HTTPError:
+        return None  # it answered, if only with an error status: the real request says what is wrong
+    except (OSError, ValueError) as err:
+        return f"{constants.ENDPOINT} cannot be reached ({getattr(err, 'reason', err)})"
+    return None
 
 
 def load_processing_class(name_or_path: str, *, images: bool = False, revision: str | None = None,

@@ -47,7 +47,8 @@ class Reproduction:
     num_processes: int = 1
     hardware: str = ""
     cpu: bool = False  # a CPU reproduction (countdown-tiny); GPU ones refuse to start without CUDA
-    # Start from a packaged tiny base model (rebuilt offline if stale): true or "countdown" (countdown-tiny's), "math".
+    # Start from a packaged tiny base model (rebuilt offline if stale): true or "countdown" (countdown-tiny's), "math",
+    # "clevr".
     tiny_base: bool | str = False
     image: str = ""
     vllm_mode: str | None = None

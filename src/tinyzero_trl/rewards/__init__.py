@@ -226,6 +226,13 @@ def training_accuracy(names: list[str]) -> str | None:
     return next((n for n in names if n in ACCURACY_OF), None)
 
 
+def format_reward(names: list[str]) -> str | None:
+    """The reward a run's curves and console line read as its format reward: the first of ``names`` that judges
+    no answer (not in ``ACCURACY_OF``), or None."""
+    accuracy = training_accuracy(names)
+    return next((n for n in names if n != accuracy and n not in ACCURACY_OF), None)
+
+
 def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
     """The name of the 0/1 accuracy reward that evaluates a run trained on ``rewards`` (see ``ACCURACY_OF``).
 
@@ -247,6 +254,7 @@ def accuracy_scorer(rewards: list[str] | dict[str, float]) -> str:
 __all__ = [
     "REWARDS",
     "training_accuracy",
+    "format_reward",
     "BOUNDS",
     "register",
     "reading",

@@ -10,7 +10,8 @@ checkpoints and the final model.
 - ``claim``: what a launch may do in a directory (start, resume, extend, nothing), and ``config.yaml``;
 - ``environment``: ``env.json``;
 - ``metrics``: ``metrics.jsonl``, read (the writer is a trainer callback, ``train.callbacks``);
-- ``summary``: ``summary.json``.
+- ``summary``: ``summary.json``;
+- ``health``: the health rules over a run's logged steps (the trainer callback is ``train.health``).
 
 This package imports only the standard library, PyYAML and ``tinyzero_trl.errors``: verification reads a run
 without torch.

@@ -2,7 +2,8 @@
 
 ``claim`` reads the directory (``run.json``, ``config.yaml``, checkpoints, ``metrics.jsonl``) and decides; it
 writes nothing, so every rank of a launch can ask and get the same answer. ``start_run`` is the one write that
-follows a claim: set an old run aside if ``fresh``, then record the resolved config in ``config.yaml``.
+follows a claim: set an old run aside if ``fresh``, then record the resolved config in ``config.yaml`` (its tokens
+redacted: ``run.secrets``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from pathlib import Path
 
 from tinyzero_trl.errors import RunDirError
 from tinyzero_trl.run.files import read_yaml, write_yaml
+from tinyzero_trl.run.secrets import redact
 from tinyzero_trl.run.status import liveness, read_status
 
 CONFIG_FILE = "config.yaml"
 # Settings that say only how a launch runs (what it shows, where it finds its vLLM server), never what it trains.
 LAUNCH_ONLY_KEYS = {("fresh",)} | {("training", key) for key in (
-    "disable_tqdm", "report_to", "dataloader_num_workers", "vllm_server_base_url", "vllm_server_host",
+    "hub_token", "disable_tqdm", "report_to", "dataloader_num_workers", "vllm_server_base_url", "vllm_server_host",
     "vllm_server_port", "vllm_server_timeout")}
 # Settings a relaunch may change without making the run directory describe two different runs: those, how long
 # to train and how often to checkpoint.
-RELAUNCH_KEYS = LAUNCH_ONLY_KEYS | {("stop_at_step",)} | {("training", key) for key in (
+RELAUNCH_KEYS = LAUNCH_ONLY_KEYS | {("stop_at_step",), ("stop_without_signal",)} | {("training", key) for key in (
     "max_steps", "num_train_epochs", "save_steps", "save_total_limit")}
 
 
@@ -68,7 +70,7 @@ def start_run(run_dir: Path, resolved: dict, *, fresh: bool) -> None:
         if moved:
             print(f"[tinyzero-trl] fresh start: previous run moved to {moved}", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(run_dir / CONFIG_FILE, resolved)
+    write_yaml(run_dir / CONFIG_FILE, redact(resolved))  # tokens stay out of the file (run.secrets)
 
 
 def _differences(old, new, ignore, path=()) -> list[str]:
@@ -122,7 +124,7 @@ def claim(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False) ->
     started = checkpoint is not None or (run_dir / "metrics.jsonl").is_file()
     if saved.is_file() and started:
         before = read_yaml(saved, fix="; move the run aside with fresh=true")
-        changed = config_differences(before, resolved)
+        changed = config_differences(before, redact(resolved))  # as written: a token is never shown
         if changed:
             shown = "; ".join(changed[:5]) + (f"; and {len(changed) - 5} more" if len(changed) > 5 else "")
             raise RunDirError(f"{run_dir} holds a run made with other settings ({shown}). Resume it with the same "

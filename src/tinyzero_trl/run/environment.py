@@ -10,6 +10,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from tinyzero_trl.run.secrets import redact_argv
+
 ENV_FILE = "env.json"
 PACKAGES = ("tinyzero-trl", "torch", "transformers", "trl", "accelerate", "datasets", "deepspeed", "vllm",
             "math-verify", "hydra-core", "peft")
@@ -54,7 +56,7 @@ def environment() -> dict:
         "packages": versions,
         "git_commit": git_commit(),
         "hardware": hardware,
-        "command": sys.argv,
+        "command": redact_argv(sys.argv),  # grpo.py started with overrides may carry a token
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -23,7 +23,8 @@ from pathlib import Path
 SPECIAL = ["<pad>", "<eos>"]
 ASSETS = Path(__file__).resolve().parent / "assets"
 # The tiny base of each task; cli (`tiny-base --task`) and reproductions (`tiny_base:` in config.yaml) look here.
-BASES = {"countdown": "tinyzero_trl.tiny.countdown_base", "math": "tinyzero_trl.tiny.math_base"}
+BASES = {"countdown": "tinyzero_trl.tiny.countdown_base", "math": "tinyzero_trl.tiny.math_base",
+         "clevr": "tinyzero_trl.tiny.clevr_base"}
 
 
 def base_module(task: str):
@@ -70,8 +71,11 @@ def tiny_base_path(task: str, *, build: bool = True) -> Path:
     return module.build_tiny_base(cache) if build else cache
 
 
-def make_tokenizer(chars: Sequence[str], added: Sequence[str], *, chat_template: str | None = None):
+def make_tokenizer(chars: Sequence[str], added: Sequence[str], *, chat_template: str | None = None,
+                   pad: str = SPECIAL[0], eos: str = SPECIAL[1]):
     """Qwen2 tokenizer over the single characters ``chars`` plus the ``added`` tokens (numbers, markers, words).
+
+    ``pad`` and ``eos`` are its two special tokens, ids 0 and 1 (clevr-tiny's base names them as Qwen2-VL does).
 
     It is a ``Qwen2Tokenizer`` (byte-level BPE, no merges) because ``AutoTokenizer`` forces that class on any
     ``qwen2`` checkpoint and would rebuild a custom pipeline as Qwen2's. Added tokens are matched (longest first)
@@ -82,13 +86,13 @@ def make_tokenizer(chars: Sequence[str], added: Sequence[str], *, chat_template:
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     byte_char = bytes_to_unicode()
-    base = SPECIAL + [byte_char[ord(c)] for c in chars]
+    base = [pad, eos] + [byte_char[ord(c)] for c in chars]
     tok = Qwen2Tokenizer(
         vocab={t: i for i, t in enumerate(base)},
         merges=[],
         unk_token=None,
-        eos_token="<eos>",
-        pad_token="<pad>",
+        eos_token=eos,
+        pad_token=pad,
     )
     tok.add_tokens(list(added))
     tok.padding_side = "left"
@@ -132,7 +136,9 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
             tie_word_embeddings=True,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=tokenizer.eos_token_id,
+            # The tokenizer has no BOS (prompts start with their first number); a BOS id here made transformers
+            # "align" it to None with a warning in every trainer. It shapes no weights.
+            bos_token_id=None,
         )
         model = Qwen2ForCausalLM(config)
         model.train()

@@ -54,7 +54,10 @@ def load_run(argv: list[str]):
             raise UserError(f"{argv[0]} takes one path and nothing else (put overrides in the config, or pass "
                             "overrides without it)")
         if argv[0] == "--run":
-            resolved = read_yaml(wait_for_run_config(Path(argv[1])), error=UserError)
+            from tinyzero_trl.run.secrets import restore
+
+            # config.yaml holds placeholders for tokens; the launcher handed the real ones over in the environment
+            resolved = restore(read_yaml(wait_for_run_config(Path(argv[1])), error=UserError))
             return validate(resolved), resolved, True
         resolved = read_yaml(argv[1], error=UserError)
     else:

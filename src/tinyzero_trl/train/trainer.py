@@ -21,8 +21,12 @@ from tinyzero_trl.model.stopping import Stops, stop_settings
 from tinyzero_trl.run.claim import checkpoint_step, latest_checkpoint
 from tinyzero_trl.run.environment import ENV_FILE, environment
 from tinyzero_trl.run.files import write_json
+from tinyzero_trl.run.metrics import METRICS_FILE
+from tinyzero_trl.run.secrets import is_secret, placeholder
 from tinyzero_trl.run.status import HEARTBEAT_SECONDS, this_process, update_status
 from tinyzero_trl.train.callbacks import MetricsCallback, StopAtStep
+from tinyzero_trl.train.console import quiet_tied_weights, use_step_lines
+from tinyzero_trl.train.health import HealthCallback, with_identical_groups
 
 
 class Interrupted(BaseException):
@@ -53,8 +57,12 @@ def peft_config(cfg: RunConfig):
 
 def callbacks(cfg: RunConfig, *, is_writer: bool, checkpoint: str | None) -> list:
     """Our trainer callbacks: metrics.jsonl (its lines after ``checkpoint``'s step set aside: this run trains those
-    steps again) and, when the recipe says so, the stop at ``stop_at_step``."""
-    found = [MetricsCallback(cfg.output_dir, is_writer=is_writer, resume_step=checkpoint_step(checkpoint))]
+    steps again), the health rules (and ``stop_without_signal``) and, when the recipe says so, the stop at
+    ``stop_at_step``."""
+    resume = checkpoint_step(checkpoint)
+    found = [MetricsCallback(cfg.output_dir, is_writer=is_writer, resume_step=resume),
+             HealthCallback(cfg.output_dir, rewards=cfg.rewards, is_writer=is_writer, resume_step=resume,
+                            stop_without_signal=cfg.stop_without_signal)]
     return found + ([StopAtStep(cfg.stop_at_step)] if cfg.stop_at_step else [])
 
 
@@ -73,6 +81,7 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
     with state.main_process_first():  # one process builds the datasets cache, the others reuse it
         splits = task.load(cfg.data, processing_class, seed=cfg.seed)
     funcs, _ = get_reward_funcs(cfg.rewards)  # the weights are in cfg.training.reward_weights
+    funcs = [with_identical_groups(funcs[0]), *funcs[1:]]  # one metric the health rules read (train.health)
     args = cfg.training
     tokenizer = getattr(processing_class, "tokenizer", processing_class)
     strings, token_ids, rest = stop_settings(args.generation_kwargs)
@@ -95,6 +104,9 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
                           "use training.vllm_mode=colocate") from err
     if not args.use_vllm and (stops.strings or stops.token_ids):
         stop_hf_generation(trainer, stops, tokenizer)
+    use_step_lines(trainer, list(cfg.rewards), str(cfg.output_dir / METRICS_FILE))
+    quiet_tied_weights(trainer)
+    keep_tokens_out_of_saves(trainer)
     return trainer
 
 
@@ -112,6 +124,25 @@ def stop_hf_generation(trainer, stops: Stops, tokenizer) -> None:
     if stops.strings:
         model = trainer.model
         model.generate = functools.partial(type(model).generate, model, tokenizer=tokenizer)
+
+
+def keep_tokens_out_of_saves(trainer) -> None:
+    """Trainer pickles its arguments into every save (``training_args.bin`` beside the model and in each
+    checkpoint), ``hub_token`` included; while it saves, every token field of ``trainer.args`` reads as its
+    placeholder (``run.secrets``), and holds the real token again before anything is pushed to the hub."""
+    original = trainer._save
+
+    def save(*args, **kwargs):
+        tokens = {k: v for k, v in vars(trainer.args).items() if is_secret(k) and isinstance(v, str) and v}
+        for key in tokens:
+            setattr(trainer.args, key, placeholder(key))
+        try:
+            return original(*args, **kwargs)
+        finally:
+            for key, value in tokens.items():
+                setattr(trainer.args, key, value)
+
+    trainer._save = save
 
 
 class _Heartbeat(threading.Thread):
@@ -163,6 +194,7 @@ def train(cfg: RunConfig) -> Path:
             if checkpoint:
                 print(f"[tinyzero-trl] resuming from {checkpoint}")
         trainer.train(resume_from_checkpoint=checkpoint)
+        _ours(trainer, HealthCallback).raise_if_stopped()
         trainer.save_model(str(out))
     except BaseException as err:
         heartbeat.stop()
@@ -173,11 +205,14 @@ def train(cfg: RunConfig) -> Path:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     heartbeat.stop()
     if state.is_main_process:
-        callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, MetricsCallback))
         update_status(out, status="completed", global_step=trainer.state.global_step,
-                      num_train_epochs=trainer.state.num_train_epochs, train=callback.summary)
+                      num_train_epochs=trainer.state.num_train_epochs, train=_ours(trainer, MetricsCallback).summary)
     finish(state, trainer)
     return out
+
+
+def _ours(trainer, kind):
+    return next(c for c in trainer.callback_handler.callbacks if isinstance(c, kind))
 
 
 def _record_failure(out: Path, err: BaseException, trainer) -> None:

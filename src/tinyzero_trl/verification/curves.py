@@ -38,6 +38,7 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     shown = panels(run_rewards(next(iter(runs.values()))) if runs else [])
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), dpi=100)
@@ -52,20 +53,23 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
             if not series:
                 continue
             steps, values = zip(*series)
-            ax.plot(steps, values, color=color, alpha=0.2, lw=0.8)
-            ax.plot(steps, [window_mean(series, s, SMOOTH) for s in steps], color=color, lw=1.8, label=label,
+            ax.plot(steps, values, color=color, alpha=0.2, lw=0.8, label=f"{label}: each step")
+            ax.plot(steps, [window_mean(series, s, SMOOTH) for s in steps], color=color, lw=1.8,
+                    label=f"{label}: mean of the last {SMOOTH} steps",
                     marker="o" if len(steps) == 1 else None)  # a line through one point draws nothing
         if "base_accuracy" in summary and "final_accuracy" in summary and rows:
             last = rows[-1]["step"]
-            axes[0].plot([0, last], [summary["base_accuracy"], summary["final_accuracy"]], "o:", color=color,
-                         ms=5, lw=1, label=f"{label}: held-out greedy {summary['base_accuracy']:.2f} -> "
-                                          f"{summary['final_accuracy']:.2f}")
+            # Two measurements, before and after: two points, no line (a line would read as measured between).
+            axes[0].plot([0, last], [summary["base_accuracy"], summary["final_accuracy"]], "D", ls="none",
+                         color=color, ms=6, label=f"{label}: held-out greedy, step 0 and {last}: "
+                                                  f"{summary['base_accuracy']:.2f} -> {summary['final_accuracy']:.2f}")
     for ax, (metric, name) in zip(axes, shown):
         if not ax.lines:  # say so, rather than leave an empty frame that reads like a flat curve
             ax.text(0.5, 0.5, f"{metric}\nnot in {METRICS_FILE}", ha="center", va="center", fontsize=8,
                     transform=ax.transAxes)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("GRPO step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.grid(alpha=0.3)
     axes[0].set_ylim(0, 1)
     axes[1].set_ylim(0, 1.05)

@@ -44,12 +44,25 @@ def format_table(table) -> str:
     return "\n".join(lines)
 
 
+def value_range(metric: str) -> tuple[float, float] | None:
+    """The lowest and highest value a metric can take, when it is a registered reward's mean (0 and 1 for the
+    0/1 rewards), else None."""
+    from tinyzero_trl.rewards import BOUNDS
+
+    match = re.fullmatch(r"(?:eval_)?rewards/(.+)/mean", metric)
+    return BOUNDS.get(match.group(1)) if match else None
+
+
 def plot(path: Path, name: str, runs_series: list, specs: list[dict], verdict: str) -> None:
-    """Each run's curve (raw and windowed) over every reference band and bound that the checks of one metric set."""
+    """Each run's curve (raw and windowed) over every reference band and bound that the checks of one metric set.
+
+    A reward's axis spans all the values the reward can take (0 to 1 for a 0/1 reward): zoomed to the values
+    seen, a format reward drifting from 1.0 to 0.95 looked like a collapse."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     window = max(int(s.get("window", 1)) for s in specs)
@@ -57,9 +70,9 @@ def plot(path: Path, name: str, runs_series: list, specs: list[dict], verdict: s
     for k, series in enumerate(runs_series):
         steps, values = zip(*series)
         label = "run" if len(runs_series) == 1 else f"run {k + 1}"
-        ax.plot(steps, values, color=colors[k % len(colors)], alpha=0.3, lw=1)
+        ax.plot(steps, values, color=colors[k % len(colors)], alpha=0.3, lw=1, label=f"{label}, each step")
         ax.plot(steps, [window_mean(series, s, window) for s in steps], color=colors[k % len(colors)], lw=2,
-                label=f"{label} (mean of {window})", marker="o" if len(steps) == 1 else None)
+                label=f"{label}, mean of the last {window} steps", marker="o" if len(steps) == 1 else None)
     for spec in specs:
         if spec["rule"] == "band":
             pts = spec["points"]
@@ -75,6 +88,11 @@ def plot(path: Path, name: str, runs_series: list, specs: list[dict], verdict: s
         if spec["rule"] == "final_mean" and spec.get("low") is not None:
             ax.axhline(spec["low"], color="#2ca02c", ls="--", label="lower bound")
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+    span = value_range(name)
+    if span is not None:
+        pad = 0.03 * (span[1] - span[0])
+        ax.set_ylim(span[0] - pad, span[1] + pad)
     ax.set_ylabel(name)
     ax.set_title(f"{name}: {verdict}")
     ax.grid(alpha=0.3)

@@ -27,7 +27,7 @@ from tinyzero_trl.errors import UnusableRun
 from tinyzero_trl.run.claim import CONFIG_FILE
 from tinyzero_trl.run.files import read_yaml
 from tinyzero_trl.run.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics, window_mean
-from tinyzero_trl.run.status import describe_unfinished, read_status
+from tinyzero_trl.run.status import RUN_FILE, describe_unfinished, read_status
 from tinyzero_trl.run.summary import read_summary
 from tinyzero_trl.verification import sanity
 from tinyzero_trl.verification.expected import RULES, load_expected
@@ -81,10 +81,15 @@ def _inside(value, target: Target) -> bool:
     return target.high is None or value <= target.high
 
 
-def load_run(run_dir: Path) -> tuple[list[dict], dict]:
-    """Metrics rows and summary of a completed run, or ``UnusableRun`` saying what is wrong."""
+def load_run(run_dir: Path, name: str = "NAME") -> tuple[list[dict], dict]:
+    """Metrics rows and summary of a completed run, or ``UnusableRun`` saying what is wrong (``name``: the
+    reproduction, for the command that makes the run)."""
+    make = f"`tinyzero-trl reproduce {name} --output-dir {run_dir}`"
     if not run_dir.is_dir():
-        raise UnusableRun(f"{run_dir}: no such run directory (run `tinyzero-trl reproduce NAME` first)")
+        raise UnusableRun(f"{run_dir}: no such run directory; make the run with {make}, or pass --run-dir DIR")
+    if not (run_dir / RUN_FILE).is_file():
+        what = "is empty" if not any(run_dir.iterdir()) else f"holds no {RUN_FILE}, so no run was started there"
+        raise UnusableRun(f"{run_dir}: the directory {what}; make the run with {make}, or pass --run-dir DIR")
     status = read_status(run_dir)
     if status.get("status") != "completed":
         raise UnusableRun(f"{run_dir / 'run.json'}: the run {describe_unfinished(status)}")
@@ -194,7 +199,7 @@ def judged_names(expected: dict) -> tuple[set[str], set[str]]:
 
 
 def _usable_run(expected: dict, run_dir: Path, pinned: dict | None, not_pinned: set) -> tuple[list[dict], dict]:
-    rows, summary = load_run(run_dir)
+    rows, summary = load_run(run_dir, expected.get("reproduction", "NAME"))
     metrics, figures = judged_names(expected)
     sanity.check_metrics(rows, metrics, run_dir)
     sanity.check_summary(summary, figures, run_dir)

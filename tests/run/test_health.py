@@ -1,0 +1,158 @@
+"""The health rules on logged steps (issue 31): each fires once, at the step its window fills, and only on its
+failure; the rules read without torch. Real runs that have each failure are in tests/train/test_health_runs.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from tinyzero_trl.run.health import (
+    RULES,
+    UNJUDGEABLE_ON_RANDOM_WEIGHTS,
+    Monitor,
+    identical_groups,
+    unjudgeable_on_random_weights,
+)
+
+
+def healthy(step: int, **changed) -> dict:
+    """A logged step of a run that learns (values of the kind math-tiny logs), with ``changed`` metrics."""
+    row = {"step": step, "frac_reward_zero_std": 0.25, "health/identical_groups": 0.0,
+           "completions/clipped_ratio": 0.02, "completions/mean_length": 20.0 + step, "entropy": 0.15,
+           "rewards/acc/mean": 0.3, "rewards/acc/std": 0.45, "rewards/fmt/mean": 1.0, "rewards/fmt/std": 0.0}
+    row.update({k.replace("__", "/"): v for k, v in changed.items()})
+    return row
+
+
+def run(rows, rewards=None) -> Monitor:
+    monitor = Monitor(rewards)
+    for row in rows:
+        monitor.observe(row)
+    return monitor
+
+
+def test_a_learning_run_fires_nothing():
+    monitor = run([healthy(s) for s in range(1, 31)], {"acc": 1.0, "fmt": 1.0})
+    assert monitor.fired == {}
+    assert {rule.name: state for rule, state, _ in monitor.states()} == {
+        **{r.name: "ok" for r in RULES}, "vllm_out_of_step": "no data"}
+
+
+# (rule, the metric changed from step 1 on, its value, the step the rule must fire at: the rule's window)
+FROM_THE_START = [
+    ("no_signal", {"frac_reward_zero_std": 1.0}, 5),
+    ("greedy_sampling", {"health__identical_groups": 1.0}, 3),
+    ("truncated", {"completions__clipped_ratio": 0.95}, 5),
+    ("dead_reward", {"rewards__acc__mean": 0.0, "rewards__acc__std": 0.0}, 5),
+    ("vllm_out_of_step", {"sampling__sampling_logp_difference__mean": 0.5}, 2),
+]
+
+
+@pytest.mark.parametrize("rule, changed, step", FROM_THE_START, ids=[c[0] for c in FROM_THE_START])
+def test_a_failure_from_the_first_step_is_named_when_the_window_fills(rule, changed, step):
+    window = next(r.window for r in RULES if r.name == rule)
+    assert step == window
+    monitor = run([healthy(s, **changed) for s in range(1, 12)], {"acc": 1.0, "fmt": 1.0})
+    assert monitor.fired[rule].step == step
+    assert monitor.fired[rule].line.startswith(f"health: {rule} at step {step}: ")
+    assert "Check first: " in monitor.fired[rule].line
+    assert list(monitor.fired) == [rule]  # this failure, no other
+
+
+def test_one_step_short_of_the_window_is_not_a_failure():
+    rows = [healthy(s, frac_reward_zero_std=1.0 if s % 5 else 0.5) for s in range(1, 30)]  # 4 flat, then 1 not
+    assert "no_signal" not in run(rows).fired
+
+
+def test_a_reward_logged_with_weight_zero_or_saturated_is_not_dead():
+    rows = [healthy(s, rewards__acc__mean=0.0, rewards__acc__std=0.0) for s in range(1, 10)]
+    assert "dead_reward" not in run(rows, {"acc": 0.0, "fmt": 1.0}).fired
+    assert run(rows, None).fired["dead_reward"].seen.startswith("reward acc gave every completion 0 at steps 1-5")
+    assert "dead_reward" not in run([healthy(s) for s in range(1, 10)]).fired  # fmt: 1.0 for all, std 0
+
+
+def test_identical_groups_late_in_a_run_are_learning_not_greedy_sampling():
+    rows = [healthy(s, health__identical_groups=0.0 if s < 4 else 1.0) for s in range(1, 20)]
+    assert "greedy_sampling" not in run(rows).fired  # a setting would act from step 1
+
+
+def test_shrinking_compares_the_last_window_with_an_earlier_one():
+    lengths = [100, 110, 120, 100, 90, 80, 60, 40, 30, 20, 10, 10]
+    monitor = run([healthy(s, completions__mean_length=v) for s, v in enumerate(lengths, start=1)])
+    found = monitor.fired["shrinking"]
+    assert found.step == 11  # steps 7-11 average 32 < 0.4 x 104 (steps 1-5); at step 10 (46) it did not yet
+    assert found.seen == ("completions/mean_length averaged 32.0 tokens at steps 7-11, down from 104.0 at "
+                          "steps 1-5")
+
+
+def test_entropy_collapse_is_relative_to_the_runs_own_start():
+    confident = [healthy(s, entropy=0.03) for s in range(1, 20)]  # a confident base model, low from the start
+    assert "entropy_collapse" not in run(confident).fired
+    falling = [5.0, 5.0, 5.0, 4.0, 2.0, 0.9, 0.5, 0.1, 0.05]
+    monitor = run([healthy(s, entropy=v) for s, v in enumerate(falling, start=1)])
+    assert monitor.fired["entropy_collapse"].step == 8  # below 1.0 at steps 6, 7 and 8
+
+
+def test_evaluation_lines_and_summaries_are_not_training_steps():
+    monitor = Monitor()
+    assert monitor.observe({"step": 1, "eval_reward": 0.1}) == [] and monitor.rows == []
+    assert monitor.observe({"step": 1, "train_runtime": 9.0, "train_loss": 0.1}) == [] and monitor.rows == []
+
+
+def test_flat_steps_count_back_from_the_last():
+    monitor = run([healthy(1, frac_reward_zero_std=1.0), healthy(2), healthy(3, frac_reward_zero_std=1.0),
+                   healthy(4, frac_reward_zero_std=1.0)])
+    assert monitor.flat_steps() == 2
+
+
+def test_states_say_too_early_before_a_window_fills():
+    states = {rule.name: (state, detail) for rule, state, detail in run([healthy(1), healthy(2)]).states()}
+    assert states["no_signal"] == ("too early", "2 of the 5 logged steps it needs")
+    assert states["shrinking"] == ("too early", "2 of the 10 logged steps it needs")
+    assert states["greedy_sampling"] == ("too early", "2 of the 3 logged steps it needs")
+
+
+def test_identical_groups_compares_the_completions_of_each_prompt():
+    prompts = ["a", "a", "b", "b", "c"]
+    assert identical_groups(prompts, [[1, 2], [1, 2], [3], [4], [5]]) == 0.5  # c has one completion here
+    conversational = [[{"role": "user", "content": "x"}]] * 3
+    assert identical_groups(conversational, [[7], [7], [7]]) == 1.0
+    assert identical_groups(["a", "b"], [[1], [2]]) is None
+
+
+class Image:
+    """A decoded image as TRL hands it over in a vision prompt: a new object per copy, the same pixels."""
+
+    def __init__(self, pixels: bytes):
+        self.pixels = pixels
+
+    def tobytes(self) -> bytes:
+        return self.pixels
+
+
+def test_a_vision_prompt_is_one_prompt_across_its_copies_and_its_image_counts():
+    def prompt(pixels):
+        return [{"role": "user", "content": [{"type": "image", "image": Image(pixels)}, {"type": "text", "text": "n?"}]}]
+
+    prompts = [prompt(b"red"), prompt(b"red"), prompt(b"blue"), prompt(b"blue")]  # four objects, two images
+    assert identical_groups(prompts, [[1], [1], [2], [3]]) == 0.5
+
+
+def test_the_readme_table_has_a_row_per_rule_naming_what_it_reads():
+    from support import ROOT
+
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    rows = {line.split("|")[1].strip(" `"): line for line in lines if line.startswith("| `") and "](https://" in line
+            and any(f"| `{r.name}` |" in line for r in RULES)}
+    assert sorted(rows) == sorted(r.name for r in RULES)
+    for rule in RULES:
+        row = rows[rule.name]
+        assert f"`{rule.needs}" in row and f"| {rule.condition} " in row and f" {rule.limit:g}" in row, row
+
+
+def test_a_rehearsal_is_told_which_rules_a_random_model_cannot_judge():
+    assert set(UNJUDGEABLE_ON_RANDOM_WEIGHTS) < {r.name for r in RULES}
+    names = [name for name, _ in unjudgeable_on_random_weights()]
+    assert names == ["no_signal", "dead_reward", "truncated", "shrinking", "entropy_collapse"]
+    why = dict(unjudgeable_on_random_weights(logged_steps=2))  # a rehearsal logs 2 steps
+    assert why["greedy_sampling"] == "it needs 3 logged steps; the rehearsal logs 2"
+    assert "vllm_out_of_step" not in why  # its window is 2: judged by a rehearsal with vLLM
