@@ -1,4 +1,4 @@
-"""``tinyzero-trl``: train, evaluate, reproduce, verify, health, record, list, tiny-model, tiny-base.
+"""``tinyzero-trl``: train, evaluate, reproduce, verify, health, fidelity, record, list, tiny-model, tiny-base.
 
 Each subcommand is a thin shell over one module, so the command line and the Python API do the same thing. This
 module imports nothing heavy at the top: ``--help`` and argument errors answer at once. Every subcommand ends a
@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from tinyzero_trl.errors import (
     EXIT_BAD_INPUT,
@@ -245,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (training.output_dir)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
+
+    from tinyzero_trl.reproduce.fidelity_readme import add_parser as add_fidelity  # (light: no trl, no torch)
+
+    add_fidelity(sub, common)
 
     p = sub.add_parser("record", parents=[common], help="record a reference curve from several seeds of our own runs")
     p.add_argument("name")

@@ -43,13 +43,18 @@ def test_the_source_check_reads_comments_not_keys():
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_recipe_sets_trl_116_changed_defaults_and_cites_a_source(recipe):
-    """trl 1.16 changed beta, loss_type and vllm_mode defaults: a recipe must say what its paper used."""
+    """trl 1.16 changed beta, loss_type, vllm_mode, the KL's ratio factor and the vLLM importance-sampling
+    correction: a recipe must say what its paper used."""
     text = recipe.read_text()
     composed = compose([f"+{recipe.parent.name}={recipe.stem}"])  # with what it inherits (Hydra defaults)
     for key in ("beta", "loss_type", "scale_rewards", "learning_rate", "num_generations"):
         assert key in composed["training"], f"{recipe.name} leaves training.{key} to trl's default"
     if composed["training"].get("use_vllm"):
         assert "vllm_mode" in composed["training"]
+        # trl 1.16 corrects for the trainer/vLLM mismatch by default; no source before trl 0.23 did
+        assert "vllm_importance_sampling_correction" in composed["training"], recipe.name
+    if composed["training"]["beta"]:  # trl 1.16 multiplies the KL term by the importance ratio by default
+        assert "use_bias_correction_kl" in composed["training"], f"{recipe.name} leaves use_bias_correction_kl"
     assert cited_sources(text), f"{recipe.name}: no '# Source:' comment says where its hyperparameters come from"
     # countdown-tiny's base model is built at run time, so its recipe leaves the path to `reproduce`.
     model = [] if composed["model"]["name_or_path"] != "???" else ["model.name_or_path=/built/at/run/time"]

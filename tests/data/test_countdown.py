@@ -199,3 +199,44 @@ def test_an_evaluation_only_folder_loads_but_cannot_train(tmp_path):
     assert len(splits["train"]) == 0 and splits["test"]["target"] == [1, 2, 3, 4]
     with pytest.raises(DataError, match="no training rows"):
         check_data(data)
+
+
+# How a source drew its rows: Mini-R1 shuffles the whole split with seed 42 before it takes its 50,000 rows; oat drops
+# prompts over 256 tokens after it took its rows (its first 1,000 test rows are fewer after the filter).
+def test_shuffle_seed_draws_the_rows_a_seeded_shuffle_gives(tmp_path):
+    rows = generate_countdown(40, seed=1)
+    path = tmp_path / "tasks.jsonl"
+    rows.to_json(str(path))
+    splits = load_countdown("local", path=str(path), num_train=10, num_test=5, shuffle_seed=42)
+    pool = rows.shuffle(seed=42)  # the source's own call: dataset.shuffle(seed=42).select(range(...))
+    assert splits["train"]["target"] == pool["target"][:10] and splits["test"]["target"] == pool["target"][10:15]
+    assert splits["train"]["target"] != rows["target"][:10]  # not the head of the file
+    assert load_countdown("local", path=str(path), num_train=10, num_test=5)["train"]["target"] == rows["target"][:10]
+
+
+def test_max_prompt_tokens_drops_long_prompts_after_the_rows_are_taken(tmp_path, tiny_tokenizer):
+    long_row = oat_row([2, 5, 9], 99, " and more" * 60)
+    folder = tmp_path / "cdz"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [TRAIN[0], long_row, TRAIN[1]])
+    write_jsonl(folder / "test.jsonl", [TEST[0], long_row, TEST[1], TEST[2]])
+    data = DataConfig(task="countdown", source="local", path=str(folder), test_split="test", num_test=3,
+                      template="dataset", max_prompt_tokens=64)
+    assert len(tiny_tokenizer(long_row["input"])["input_ids"]) > 64 >= len(tiny_tokenizer(TEST[2]["input"])["input_ids"])
+    splits = load_task_data(data, tiny_tokenizer)
+    assert splits["train"]["target"] == [18, 19]  # the long prompt is dropped, the rest keep their order
+    assert splits["test"]["target"] == [1, 2]  # the first 3 rows, then the filter: 2 left (as oat's 1,000 -> fewer)
+    unfiltered = load_task_data(data.model_copy(update={"max_prompt_tokens": None}), tiny_tokenizer)
+    assert len(unfiltered["test"]) == 3 and len(unfiltered["train"]) == 3
+    with pytest.raises(DataError, match="needs a tokenizer"):
+        load_task_data(data)
+
+
+def test_tasks_that_do_not_draw_with_them_refuse_the_draw_options(math_jsonl):
+    for option in ({"shuffle_seed": 42}, {"max_prompt_tokens": 256}):
+        with pytest.raises(DataError, match=f"data.{next(iter(option))} is not used by the math task"):
+            check_data(DataConfig(task="math", source="local", path=math_jsonl, **option))
+        with pytest.raises(DataError, match="multimodal task"):
+            check_data(DataConfig(task="multimodal", source="generate", **option))
+    with pytest.raises(DataError, match="shuffle_seed"):
+        load_countdown("generate", num_train=4, num_test=2, shuffle_seed=1)

@@ -115,3 +115,15 @@ def test_hostile_inputs_are_linear_and_safe():
 def test_registered_for_evaluation():
     assert BOUNDS["r1v_count_eval"] == (0.0, 1.0) and ACCURACY_OF["r1v_count_eval"] == "r1v_count_eval"
     assert REWARDS["r1v_count_eval"].__name__ == "r1v_count_eval" and REWARDS["r1v_count_eval"].__doc__
+
+
+def test_r1v_format_is_the_published_runs_regex_which_a_multiline_think_never_meets():
+    """R1-V@9d576c7 grpo.py:96-101: re.match, no DOTALL. Its logged format reward stayed near 0 for this reason."""
+    r1v, ours = REWARDS["r1v_format"], REWARDS["vl_format"]
+    one_line = "<think>I count 3 objects.</think>\n<answer>3</answer>"
+    multi_line = "<think>\nI count 3 objects.\n</think>\n<answer>3</answer>"
+    assert r1v([one_line, multi_line]) == [1.0, 0.0]
+    assert ours([one_line, multi_line]) == [1.0, 1.0]  # the later fullmatch + DOTALL form takes both
+    assert r1v([one_line + " trailing words", " " + one_line, "<answer>3</answer>"]) == [1.0, 0.0, 0.0]
+    assert r1v([[{"role": "assistant", "content": one_line}]]) == [1.0]  # conversational completions, as TRL's
+    assert r1v([None, 3]) == [0.0, 0.0] and BOUNDS["r1v_format"] == (0.0, 1.0)

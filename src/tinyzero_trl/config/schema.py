@@ -61,6 +61,11 @@ class DataConfig(_Section):
     generate: dict = Field(default_factory=dict)  # generator arguments for source=generate
     min_pixels: int | None = Field(None, ge=1)  # image tasks: pixel bounds an image is resized into
     max_pixels: int | None = Field(None, ge=1)
+    # How a source drew its rows (countdown): shuffle the train split with this seed before any row is taken
+    # (datasets' shuffle(seed=...), Mini-R1's pool), and drop prompts longer than this many tokens after the
+    # rows are taken, from both splits (oat's prompt_max_length filter).
+    shuffle_seed: int | None = None
+    max_prompt_tokens: int | None = Field(None, ge=1)
 
 
 class _RunKeys(_Section):

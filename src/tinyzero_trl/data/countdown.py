@@ -18,11 +18,13 @@ from tinyzero_trl.data.countdown_generate import generate_countdown
 from tinyzero_trl.data.sources import (
     DataError,
     check_local,
+    drop_long_prompts,
     first_rows,
     load_hub,
     load_local,
     local_split_files,
     require_columns,
+    shuffled,
 )
 from tinyzero_trl.data.tasks import Task, register_task
 
@@ -128,6 +130,7 @@ def load_countdown(
     seed: int = 0,
     generate: dict | None = None,
     test_split: str | None = None,
+    shuffle_seed: int | None = None,
 ) -> datasets.DatasetDict:
     """Return ``{"train", "test"}`` countdown splits from the hub, a local file or folder, or the generator.
 
@@ -135,11 +138,12 @@ def load_countdown(
     it test (all when None) and the first ``num_train`` rows of ``train`` train (all when None), as oat-zero
     takes them. Otherwise hub and local data are split as TinyZero did: the first rows train (327,680 on the
     hub), the following ``num_test`` (1,024) test. Generated data is split by task (``is_heldout``).
+    ``shuffle_seed`` shuffles the train split before any row is taken (``sources.shuffled``).
     """
     if source == "generate":
-        if test_split is not None:
-            raise DataError("data.test_split: generated tasks have no named splits (the test tasks are drawn apart "
-                            "from the training ones); unset it")
+        if test_split is not None or shuffle_seed is not None:
+            raise DataError("data.test_split, data.shuffle_seed: generated tasks have no named splits and no order "
+                            "to shuffle (the test tasks are drawn apart from the training ones); unset them")
         opts = {"seed": seed, **(generate or {})}  # data.generate.seed pins the tasks whatever the run's seed
         train, test = _generate_split(num_train if num_train is not None else 10_000,
                                       num_test if num_test is not None else TINYZERO_TEST_SIZE, **opts)
@@ -155,6 +159,7 @@ def load_countdown(
         full, test = _local_splits(path, test_split)
     else:
         raise DataError(f"data.source={source!r} is not one of hub, local, generate")
+    full = shuffled(full, shuffle_seed)
     if test is not None:
         return datasets.DatasetDict(train=first_rows(full, num_train), test=first_rows(test, num_test))
     where = path or name
@@ -248,12 +253,16 @@ def load_task(data, processing_class=None, *, seed: int = 0) -> datasets.Dataset
     """``data``'s countdown splits, each row's prompt rendered with ``data.template`` (default ``r1-chat``)."""
     common = {k: v for k, v in {"name": data.name, "revision": data.revision}.items() if v is not None}
     splits = load_countdown(data.source, path=data.path, num_train=data.num_train, num_test=data.num_test,
-                            seed=seed, generate=data.generate, test_split=data.test_split, **common)
+                            seed=seed, generate=data.generate, test_split=data.test_split,
+                            shuffle_seed=data.shuffle_seed, **common)
     template = data.template or "r1-chat"
     if template == "dataset":
         for split, ds in splits.items():
             _check_prompt_column(ds.column_names, f"{data.path or data.name} ({split})")
-    return splits.map(lambda ex: format_countdown(ex, processing_class, template=template))
+    splits = splits.map(lambda ex: format_countdown(ex, processing_class, template=template))
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)
+    return datasets.DatasetDict({split: drop_long_prompts(ds, tokenizer, data.max_prompt_tokens, where=split)
+                                 for split, ds in splits.items()})
 
 
 def check_task(data) -> None:

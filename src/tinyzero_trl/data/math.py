@@ -10,6 +10,7 @@ from tinyzero_trl.data.sources import (
     load_hub,
     load_local,
     peek_local,
+    refuse_draw_options,
     require_columns,
 )
 from tinyzero_trl.data.tasks import Task, register_task
@@ -109,6 +110,7 @@ def load_math(
 # The math task, as the registry knows it.
 
 def _check_settings(data) -> None:
+    refuse_draw_options(data, "math")
     if data.test_split is not None:
         raise DataError("data.test_split is not used by the math task: its test set is MATH-500 (hub), the last rows "
                         "of the local file, or generated; unset it")

@@ -23,6 +23,7 @@ from tinyzero_trl.data.sources import (
     load_hub,
     load_local,
     local_split_files,
+    refuse_draw_options,
     require_columns,
 )
 from tinyzero_trl.data.tasks import Task, register_task
@@ -274,6 +275,7 @@ def _apply_pixel_limits(processing_class, min_pixels: int | None, max_pixels: in
 # The multimodal task, as the registry knows it.
 
 def _check_template(data) -> None:
+    refuse_draw_options(data, "multimodal")
     if data.template not in (None, "dataset"):
         raise DataError(f"data.template={data.template!r}: the multimodal task takes no template but 'dataset' (each "
                         "row's own question text, column 'input'); set data.instruction instead")

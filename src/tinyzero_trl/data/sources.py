@@ -216,3 +216,32 @@ def check_local(data, check_file) -> None:
 def first_rows(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
     """The first ``n`` rows (all when ``n`` is None or larger), as oat's ``select(range(min(n, len)))``."""
     return ds if n is None or n >= len(ds) else ds.select(range(n))
+
+
+def shuffled(ds: datasets.Dataset, seed: int | None) -> datasets.Dataset:
+    """``ds`` in the order ``ds.shuffle(seed=seed)`` gives (unchanged for None): the draw of a source that
+    shuffles before it takes rows, as Mini-R1's ``shuffle(seed=42).select(range(50000))``. datasets 3.1 and 5.2
+    both permute with ``np.random.default_rng(seed).permutation(len(ds))``."""
+    return ds if seed is None else ds.shuffle(seed=seed)
+
+
+def drop_long_prompts(ds: datasets.Dataset, tokenizer, max_tokens: int | None, *, where: str) -> datasets.Dataset:
+    """The rows of ``ds`` whose ``prompt`` text is at most ``max_tokens`` tokens, counted as oat counts them
+    (``len(tokenizer(prompt)["input_ids"])``, the tokenizer's own special tokens included); all rows for None."""
+    if max_tokens is None:
+        return ds
+    if tokenizer is None:
+        raise DataError(f"data.max_prompt_tokens={max_tokens} counts tokens: {where} needs a tokenizer to load with")
+    if any(not isinstance(p, str) for p in ds["prompt"][:1]):
+        raise DataError(f"data.max_prompt_tokens: the prompts of {where} are not text; only text prompts are counted")
+    keep = [i for i, prompt in enumerate(ds["prompt"]) if len(tokenizer(prompt)["input_ids"]) <= max_tokens]
+    return ds if len(keep) == len(ds) else ds.select(keep)
+
+
+def refuse_draw_options(data, task: str) -> None:
+    """A task whose loader does not draw with ``data.shuffle_seed`` / ``data.max_prompt_tokens`` refuses them,
+    rather than training on rows the config says it would not."""
+    given = [k for k in ("shuffle_seed", "max_prompt_tokens") if getattr(data, k, None) is not None]
+    if given:
+        raise DataError(f"data.{given[0]} is not used by the {task} task (only countdown draws its rows with it); "
+                        "unset it")

@@ -107,6 +107,13 @@ def held_out_rows(task: str, model_path: str, *, data: dict | None = None, data_
     return test, score_with, processing_class
 
 
+def default_temperature(temperature: float | None, num_samples: int) -> float:
+    """``temperature``, or when unset 0 (greedy) for one sample and 1.0 for several."""
+    if temperature is None:
+        return 0.0 if num_samples == 1 else 1.0
+    return temperature
+
+
 def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | None = None,
              num_samples: int = 1, temperature: float | None = None, top_p: float = 1.0, top_k: int = 0,
              max_new_tokens: int = 1024, stop: list[str] | None = None, stop_token_ids: list[int] | None = None,
@@ -130,8 +137,7 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
 
     spec = get_task(task)
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
-    if temperature is None:
-        temperature = 0.0 if num_samples == 1 else 1.0
+    temperature = default_temperature(temperature, num_samples)
     sampling = Sampling(num_samples=num_samples, temperature=temperature, top_p=top_p, top_k=top_k,
                         max_new_tokens=max_new_tokens, seed=seed, stop=stop, stop_token_ids=stop_token_ids)
     test, score_with, processing_class = held_out_rows(task, model_path, data=data, data_overrides=data_overrides,

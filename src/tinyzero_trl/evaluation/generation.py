@@ -13,6 +13,13 @@ from dataclasses import dataclass
 
 from tinyzero_trl.model.stopping import Stops
 
+# A rendered prompt is tokenized as it stands: the tokenizer adds no special tokens of its own (a BOS), on either
+# backend; a chat template's own tokens are part of the text. (lighteval tokenized its templated text again with
+# them, which gave R1-Distill two BOS tokens: reproductions/math-1.5b/source.yaml.)
+ADD_SPECIAL_TOKENS = False
+# No repetition penalty on either backend, whatever the checkpoint's generation_config.json asks for.
+REPETITION_PENALTY = 1.0
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -73,7 +80,8 @@ class Sampling:
             "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
         return GenerationConfig(
             max_new_tokens=self.max_new_tokens, num_return_sequences=self.num_samples, do_sample=not self.greedy,
-            **sampling, repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1, min_new_tokens=0, **stops)
+            **sampling, repetition_penalty=REPETITION_PENALTY, no_repeat_ngram_size=0, num_beams=1, min_new_tokens=0,
+            **stops)
 
     def vllm_params(self, tokenizer):
         """``vllm.SamplingParams`` with exactly these settings (vLLM adds the checkpoint's own EOS tokens)."""
@@ -81,7 +89,7 @@ class Sampling:
 
         return SamplingParams(n=self.num_samples, temperature=self.temperature,
                               top_p=1.0 if self.greedy else self.top_p, top_k=0 if self.greedy else self.top_k,
-                              max_tokens=self.max_new_tokens, seed=self.seed, repetition_penalty=1.0,
+                              max_tokens=self.max_new_tokens, seed=self.seed, repetition_penalty=REPETITION_PENALTY,
                               **self.stops(tokenizer).vllm())
 
 
@@ -164,7 +172,8 @@ def generate_hf(model, tokenizer, texts: list[str], sampling: Sampling, *, batch
     """Batched HF ``generate`` on text prompts, with a progress bar; ``num_samples`` completions per prompt."""
 
     def encode(start, end):
-        return tokenizer(texts[start:end], return_tensors="pt", padding=True, add_special_tokens=False)
+        return tokenizer(texts[start:end], return_tensors="pt", padding=True,
+                         add_special_tokens=ADD_SPECIAL_TOKENS)
 
     return _generate_batches(model, tokenizer, len(texts), encode, sampling, batch_size, progress)
 
@@ -250,7 +259,7 @@ def _vllm_child(request_file: str, result_file: str) -> None:
         checkpoint = getattr(config, "dtype", None) or getattr(getattr(config, "text_config", None), "dtype", None)
         dtype = str(checkpoint).removeprefix("torch.") if checkpoint is not None else "auto"
     prompts = [TokensPrompt(prompt_token_ids=ids)
-               for ids in tokenizer(request["texts"], add_special_tokens=False)["input_ids"]]
+               for ids in tokenizer(request["texts"], add_special_tokens=ADD_SPECIAL_TOKENS)["input_ids"]]
     eager = request["enforce_eager"]
     if eager is None:
         import torch

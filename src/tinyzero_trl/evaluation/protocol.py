@@ -24,6 +24,35 @@ class Protocol:
     started: float = field(default_factory=time.time)
     _earlier: float | None = None  # wall seconds of earlier, interrupted attempts
 
+    def arguments(self) -> tuple[str, dict]:
+        """The task and the ``evaluate`` arguments of this protocol: the folder's settings, its ``data`` over the
+        run's (the protocol may evaluate on other data than training used: a benchmark, its own prompt), and the
+        run's rewards (which name the scorer unless the settings do)."""
+        args = dict(self.settings)
+        task = args.pop("task")
+        args["data"] = {**self.resolved["data"], **(args.pop("data", None) or {})}
+        args["rewards"] = self.resolved["rewards"]
+        return task, args
+
+    def effective(self) -> dict:
+        """Everything this protocol evaluates with, defaults included: ``evaluate``'s arguments with its defaults
+        filled in, the temperature and the scorer resolved as ``evaluate`` resolves them, and what no argument
+        sets: the special tokens the tokenizer adds to a rendered prompt, the repetition penalty both backends
+        are given, and the libraries (with versions) behind the scorer's verdicts."""
+        from tinyzero_trl.evaluation.evaluate import default_temperature, scorer_name
+        from tinyzero_trl.evaluation.generation import ADD_SPECIAL_TOKENS, REPETITION_PENALTY
+        from tinyzero_trl.rewards import scorer_libraries
+
+        task, args = self.arguments()
+        effective = {**evaluate_defaults(), **args}
+        effective["temperature"] = default_temperature(effective["temperature"], effective["num_samples"])
+        effective["scorer"] = scorer_name(task, "", args["rewards"], effective["scorer"])
+        effective.pop("rewards")
+        for key in ("stop", "stop_token_ids"):  # None and [] both stop on nothing but the model's end tokens
+            effective[key] = list(effective[key] or [])
+        return {**effective, "special_tokens": ADD_SPECIAL_TOKENS, "repetition_penalty": REPETITION_PENALTY,
+                "scorer_version": scorer_libraries(effective["scorer"])}
+
     def before(self, run_dir: Path) -> None:
         """Evaluate the base model unless ``summary.json`` already has its accuracy."""
         summary = read_summary(run_dir)
@@ -45,11 +74,11 @@ class Protocol:
         return update_summary(run_dir, reproduction=self.reproduction, **figures, wall_seconds=wall)
 
     def _arguments(self, base: bool) -> tuple[str, dict, dict]:
-        """``(task, data, arguments)`` of ``evaluate`` under this protocol; the base model loads as the trainer's."""
-        args = dict(self.settings)
-        task = args.pop("task")
-        # The protocol may evaluate on other data than training used (a benchmark, its own prompt): `data`.
-        data = {**self.resolved["data"], **(args.pop("data", None) or {})}
+        """``(task, data, arguments)`` of ``evaluate`` under this protocol (``arguments`` less the rewards); the
+        base model loads as the trainer's."""
+        task, args = self.arguments()
+        data = args.pop("data")
+        args.pop("rewards")
         model = self.resolved["model"]
         if base:
             args.update(revision=model.get("revision"), trust_remote_code=bool(model.get("trust_remote_code")))
@@ -79,3 +108,13 @@ class Protocol:
         print(f"[tinyzero-trl] {model_path}: {task} accuracy {result['accuracy']:.3f} on {result['num_items']} "
               "items", flush=True)
         return result["accuracy"]
+
+
+def evaluate_defaults() -> dict:
+    """``evaluate``'s keyword arguments and their defaults (what a protocol leaves unset runs with)."""
+    import inspect
+
+    from tinyzero_trl.evaluation.evaluate import evaluate
+
+    return {name: p.default for name, p in inspect.signature(evaluate).parameters.items()
+            if p.kind is p.KEYWORD_ONLY}

@@ -33,7 +33,7 @@ from tinyzero_trl.rewards.open_rs import (
     open_rs_accuracy_reward,
     open_rs_format_reward,
 )
-from tinyzero_trl.rewards.r1v import r1v_count_eval_reward
+from tinyzero_trl.rewards.r1v import r1v_count_eval_reward, r1v_format_reward
 from tinyzero_trl.rewards.tinyzero import tinyzero_correct, tinyzero_countdown_score
 from tinyzero_trl.rewards.vision import count_accuracy_reward, vl_format_reward
 
@@ -91,6 +91,7 @@ register("cosine_accuracy", bounds=COSINE_BOUNDS)(cosine_accuracy_reward)  # Ope
 register("cosine_accuracy_3584", bounds=COSINE_BOUNDS)(cosine_accuracy_exp3_reward)  # Experiment 3
 register("open_rs_accuracy", bounds=UNIT)(open_rs_accuracy_reward)
 register("r1v_count_eval", bounds=UNIT)(r1v_count_eval_reward)  # R1-V's SuperCLEVR evaluation rule
+register("r1v_format", bounds=UNIT)(r1v_format_reward)  # R1-V's format reward as its published run had it
 register("lighteval_math", bounds=UNIT)(lighteval_math_reward)  # open-r1's / Open-RS's MATH-500 metric
 
 
@@ -110,6 +111,21 @@ ACCURACY_OF = {
     "r1v_count_eval": "r1v_count_eval",
     "lighteval_math": "lighteval_math",
 }
+
+
+# The rewards whose verdicts come from math-verify (rewards/math.py's parse/verify, which parses LaTeX with
+# latex2sympy2_extended); every other reward is plain Python in this package.
+MATH_VERIFY_REWARDS = {"math_accuracy", "lighteval_math", "open_rs_accuracy", "cosine_accuracy",
+                       "cosine_accuracy_3584"}
+
+
+def scorer_libraries(name: str) -> str:
+    """The libraries (with their installed versions) that decide reward ``name``'s verdicts, beyond this package."""
+    if name not in MATH_VERIFY_REWARDS:
+        return "none (Python only)"
+    from importlib.metadata import version
+
+    return ", ".join(f"{lib} {version(lib)}" for lib in ("math-verify", "latex2sympy2_extended"))
 
 
 def _unknown(name) -> ConfigError:
@@ -257,6 +273,8 @@ __all__ = [
     "cosine_accuracy_reward",
     "open_rs_accuracy_reward",
     "r1v_count_eval_reward",
+    "r1v_format_reward",
+    "scorer_libraries",
     "think_close_format_reward",
     "think_format_reward",
 ]

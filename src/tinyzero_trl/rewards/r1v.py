@@ -15,7 +15,9 @@ treats a digit run too long for ``int()`` (over 4,300 digits, where R1-V's scrip
 
 from __future__ import annotations
 
-from tinyzero_trl.rewards.format import ANSWER_CLOSE, ANSWER_OPEN
+import re
+
+from tinyzero_trl.rewards.format import ANSWER_CLOSE, ANSWER_OPEN, completion_texts
 from tinyzero_trl.rewards.vision import score_counts
 
 _INT_MAX_DIGITS = 4300  # CPython's default int() limit for decimal strings
@@ -56,3 +58,18 @@ def r1v_count_eval_reward(completions, solution=None, answer=None, **kwargs) -> 
     gold gives ``None``. Other columns are ignored. Never raises.
     """
     return score_counts(completions, solution if solution is not None else answer, first_count_answer)
+
+
+# R1-V's format reward as its published run had it (Deep-Agent/R1-V@9d576c7d:src/open-r1-multimodal/src/open_r1/
+# grpo.py:96-101): re.match (anchored at the start only) and no re.DOTALL, so "." never crosses a newline. A think
+# block written over several lines never matches, which is why R1-V's logged format reward stayed near 0 (its
+# images/curves.png: at most 0.008); the later fullmatch + DOTALL form is vl_format's.
+R1V_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>")
+
+
+def r1v_format_reward(completions, **kwargs) -> list[float]:
+    """1.0 when ``R1V_FORMAT`` matches at the start of the completion (anything may follow), else 0.0.
+
+    Completions are at most ``max_completion_length`` tokens, so the lazy pattern's backtracking stays small.
+    """
+    return [1.0 if isinstance(t, str) and R1V_FORMAT.match(t) else 0.0 for t in completion_texts(completions)]
