@@ -70,6 +70,14 @@ def test_a_stop_at_step_keeps_its_share_of_the_schedule(tmp_path):
     assert "training.max_steps=4" in inst.overrides and inst.real_last_step == 450  # 2 logged steps of 2
 
 
+def test_a_rehearsal_lists_the_health_rules_it_cannot_judge(tmp_path):
+    plan = plan_rehearsal(Reproduction.load("countdown-3b"), tmp_path, assets=tmp_path, vllm=False)
+    unjudged = plan.record()["health_not_judged"]
+    # random weights: no learning signal to lose; 2 logged steps: too few for a rule that needs 3
+    assert {"no_signal", "entropy_collapse", "greedy_sampling"} <= set(unjudged) and all(unjudged.values())
+    assert "vllm_out_of_step" not in unjudged  # a sync gap shows on random weights as well
+
+
 def test_a_cpu_reproduction_is_not_rehearsed(tmp_path):
     from tinyzero_trl.errors import UserError
 

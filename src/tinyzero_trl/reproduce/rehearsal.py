@@ -107,6 +107,9 @@ def rehearse(name: str, *, output_dir: str | None = None, extra: list[str] | Non
           f"{out / 'summary.json'}):", flush=True)
     for replacement in plan.replacements:
         print("  - " + replacement.line(), flush=True)
+    print("[tinyzero-trl] health rules a rehearsal cannot judge (README 'Run health'):", flush=True)
+    for rule, why in plan.health_not_judged().items():
+        print(f"  - {rule}: {why}", flush=True)
     from tinyzero_trl.config.compose import compose
 
     check_folder(repro, compose(repro.hydra_overrides(out, [])))

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tinyzero_trl.errors import UserError
+
+LOGGED_STEPS = 2  # a rehearsal logs this many steps: enough for every metric, minutes not hours
 from tinyzero_trl.train.unsynced import UNSYNCED_ENV
 
 MAX_PROCESSES = 2
@@ -69,9 +71,17 @@ class RehearsalPlan:
     superclevr: bool = False
     replacements: list[Replacement] = field(default_factory=list)
 
+    def health_not_judged(self) -> dict[str, str]:
+        """The health rules (``run.health``) this rehearsal cannot judge, each with why: a random-weight model has
+        no signal to lose, and the rehearsal logs only 2 steps."""
+        from tinyzero_trl.run.health import unjudgeable_on_random_weights
+
+        return dict(unjudgeable_on_random_weights(LOGGED_STEPS))
+
     def record(self) -> dict:
         """What ``rehearsal.json`` and ``summary.json`` keep of the plan."""
-        return {**asdict(self), "replacements": [r.line() for r in self.replacements]}
+        return {**asdict(self), "replacements": [r.line() for r in self.replacements],
+                "health_not_judged": self.health_not_judged()}
 
 
 def vllm_installed() -> bool:
@@ -87,7 +97,7 @@ def _rows(dataset: str, split: str) -> int:
 def _steps(real: dict, ov: list[str], reps: list[Replacement]) -> tuple[int | None, int]:
     """Cut the run to 2 logged steps, keeping the share of the schedule a stop_at_step takes."""
     training = real["training"]
-    last = 2 * max(1, int(training.get("logging_steps") or 1))
+    last = LOGGED_STEPS * max(1, int(training.get("logging_steps") or 1))
     stop, max_steps = real.get("stop_at_step"), training.get("max_steps") or -1
     if stop:
         ov.append(f"stop_at_step={last}")
