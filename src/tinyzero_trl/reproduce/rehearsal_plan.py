@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tinyzero_trl.errors import UserError
+from tinyzero_trl.train.unsynced import UNSYNCED_ENV
 
 LOGGED_STEPS = 2  # a rehearsal logs this many steps: enough for every metric, minutes not hours
-from tinyzero_trl.train.unsynced import UNSYNCED_ENV
 
 MAX_PROCESSES = 2
 COMPLETION_TOKENS = 32
