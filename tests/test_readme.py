@@ -126,7 +126,8 @@ def test_one_image_tag_scheme_in_the_build_the_docs_and_the_scripts():
     version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     files = [*DOCS, ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.cpu",
              ROOT / "docker" / "slurm" / "train.sbatch", *sorted((ROOT / "reproductions").glob("*/config.yaml"))]
-    allowed = re.compile(rf"tinyzero-trl:(?:{re.escape(version)}|\$?VERSION)-(?:cpu|cuda)")  # VERSION: in prose
+    # cpu-vllm: the CPU image plus vLLM's CPU build, for a vLLM node of the Slurm test cluster (docker/slurm)
+    allowed = re.compile(rf"tinyzero-trl:(?:{re.escape(version)}|\$?VERSION)-(?:cpu|cuda|cpu-vllm)")  # VERSION: prose
     tags = [(f.relative_to(ROOT), m.group(0)) for f in files
             for m in re.finditer(r"tinyzero-trl:(?:\$?VERSION-\w+|[\w.-]+)", f.read_text(encoding="utf-8"))]
     assert len(tags) > 10 and [t for t in tags if not allowed.fullmatch(t[1])] == []
@@ -138,3 +139,46 @@ def test_one_image_tag_scheme_in_the_build_the_docs_and_the_scripts():
     built = [c[i + 1] for c in build_commands(["cpu", "cuda"], version, "c", "u") for i, a in enumerate(c)
              if a == "--tag"]
     assert built == [f"tinyzero-trl:{version}-cpu", f"tinyzero-trl:{version}-cuda"]
+
+
+def sbatch_submissions() -> list[tuple[dict[str, str], list[str]]]:
+    """docker/README.md's ``sbatch ... docker/slurm/train.sbatch ...`` lines: (the environment set, the overrides)."""
+    found = []
+    for line in shell_lines(ROOT / "docker" / "README.md"):
+        words = shlex.split(line)
+        if "sbatch" not in words or "docker/slurm/train.sbatch" not in words:
+            continue
+        i = words.index("sbatch")
+        env = dict(w.split("=", 1) for w in words[:i])
+        found.append((env, words[words.index("docker/slurm/train.sbatch") + 1:]))
+    return found
+
+
+def test_the_slurm_submissions_gpu_and_cpu_use_settings_the_script_reads():
+    """Issue 30: docker/README.md shows the GPU submission and its CPU form side by side. Every variable they set is
+    one train.sbatch reads (or sbatch's own SBATCH_*), the CPU form is the one tests/docker/test_slurm.py submits
+    under a real Slurm, and every submission's overrides compose."""
+    import sys
+
+    from tinyzero_trl.config.compose import compose
+
+    script = (ROOT / "docker" / "slurm" / "train.sbatch").read_text(encoding="utf-8")
+    submissions = sbatch_submissions()
+    gpu = [(env, args) for env, args in submissions if "DOCKER_GPUS" not in env]
+    cpu = [(env, args) for env, args in submissions if "DOCKER_GPUS" in env]
+    assert len(gpu) >= 1 and len(cpu) == 1, submissions
+    for env, args in submissions:
+        for name in env:
+            assert name.startswith("SBATCH_") or re.search(rf"\$\{{{name}[:}}-]", script), name
+        compose(args)
+    sys.path.insert(0, str(ROOT / "tests" / "docker"))
+    sys.path.insert(0, str(ROOT / "docker" / "slurm"))
+    try:
+        import images
+        import test_slurm
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "docker"))
+        sys.path.remove(str(ROOT / "docker" / "slurm"))
+    env, args = cpu[0]
+    assert env == {**test_slurm.CPU, "IMAGE": images.CPU}
+    assert args[0] == "+countdown=grpo-tiny-base" and "model.name_or_path=/runs/tiny-base" in args

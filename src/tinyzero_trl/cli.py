@@ -95,37 +95,30 @@ def cmd_reproduce(args) -> int:
 
     _verbose(args)
     return reproduce(args.name, output_dir=args.output_dir, dry_run=args.dry_run, extra=args.overrides,
-                     num_processes=args.num_processes, debug=args.debug)
+                     num_processes=args.num_processes, debug=args.debug, rehearse=args.rehearse)
 
 
 def cmd_verify(args) -> int:
-    from tinyzero_trl.reproduce.folders import Reproduction, runs_root
+    from tinyzero_trl.reproduce.judge import judge
     from tinyzero_trl.verification.report import format_table
-    from tinyzero_trl.verification.verify import UnusableRun, verify_runs
 
     try:
-        repro = Reproduction.load(args.name)
-        run_dirs = [Path(d) for d in args.run_dir] if args.run_dir else [runs_root() / args.name]
-        pinned, free = repro.pinned(run_dirs[0])
-        report_dir = Path(args.report_dir) if args.report_dir else None
-        if report_dir is None and len(run_dirs) > 1:
-            report_dir = runs_root() / f"verify-{args.name}"
-        verdict, table = verify_runs(repro.folder / "expected.json", run_dirs, pinned=pinned, not_pinned=free,
-                                     report_dir=report_dir)
-    except (UnusableRun, UserError) as err:
+        judged = judge(args.name, args.run_dir, args.report_dir)
+    except UserError as err:  # UnusableRun included
         if args.json:
             print(json.dumps({"reproduction": args.name, "verdict": "UNUSABLE", "error": str(err)}))
         report("verify", f"{args.name}: cannot judge the run: {err}")
         return EXIT_BAD_INPUT
-    where = report_dir or run_dirs[0]
+    verdict, rehearsal = judged.verdict, judged.rehearsal is not None
     if args.json:
-        print(json.dumps({"reproduction": args.name, "verdict": verdict, "run_dirs": [str(d) for d in run_dirs],
-                          "checks": [r.__dict__ for r in table]}, indent=2))
-    else:
-        print(format_table(table))
-        print(f"\n{args.name}: {verdict}   (report: {where / 'verify.md'})")
+        print(json.dumps({"reproduction": args.name, "verdict": verdict, "rehearsal": rehearsal,
+                          "run_dirs": args.run_dir, "checks": [r.__dict__ for r in judged.table]}, indent=2))
+    else:  # a rehearsal says so in its first line
+        print("\n".join(filter(None, [judged.heading, format_table(judged.table)])))
+        print(f"\n{args.name}{' REHEARSAL' if rehearsal else ''}: {verdict}   (report: {judged.report_dir / 'verify.md'})")
     if verdict == "UNCHECKED":  # on stderr: --json output must stay one JSON document
-        report("verify", f"{args.name}: no check had a reference number to meet: reported only, not a pass")
+        report("verify", f"{args.name}: " + ("a rehearsal is never a pass" if rehearsal else
+                                              "no check had a reference number to meet: reported only, not a pass"))
         return EXIT_UNCHECKED
     return EXIT_FAILED if verdict == "FAIL" else 0
 
@@ -234,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None, help="run directory (default: $TINYZERO_RUNS/NAME or runs/NAME)")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan; download nothing")
     p.add_argument("--num-processes", type=int, default=None)
+    p.add_argument("--rehearse", action="store_true", help="a GPU reproduction's whole path on CPU: a random tiny "
+                   "model of its architecture, mirrored data, minutes; every replacement listed; never a PASS")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="overrides on top of the pinned config, anywhere after NAME (e.g. seed=3)")
     p.set_defaults(func=cmd_reproduce)

@@ -17,6 +17,7 @@ class UserError(ValueError):
     """Input the user can fix; the message names the field or path and says what to do."""
 
     exit_code = EXIT_BAD_INPUT
+    every_rank = False  # True where one machine alone meets it (its line must not wait for rank 0 to print it)
 
 
 class ConfigError(UserError):

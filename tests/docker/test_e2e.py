@@ -196,14 +196,15 @@ def test_quick_checks_pass_on_a_working_entrypoint(mods, tmp_path):
 
 
 def test_quick_checks_catch_an_entrypoint_with_a_stale_list(mods, tmp_path):
-    """The old entrypoint's hard-coded list (no fidelity, record, tiny-base): those subcommands must fail."""
+    """The old entrypoint's hard-coded list (no fidelity, health, record, tiny-base): those subcommands must fail."""
     stale = tmp_path / "entrypoint.sh"
     stale.write_text(
         '#!/usr/bin/env bash\nset -euo pipefail\n'
         'names=" reproduce verify evaluate train list tiny-model "\n'
         'if [[ $1 == -* || $names == *" $1 "* ]]; then exec tinyzero-trl "$@"; fi\nexec "$@"\n')
     results = quick_checks(mods, tmp_path, stale)
-    assert [name for name, ok in results.items() if not ok] == ["fidelity --help", "record --help", "tiny-base --help"]
+    failed = sorted(name for name, ok in results.items() if not ok)
+    assert failed == ["fidelity --help", "health --help", "record --help", "tiny-base --help"]
 
 
 def test_ownership_check_names_foreign_files(mods, tmp_path):

@@ -6,6 +6,7 @@ import datasets
 
 from tinyzero_trl.data.sources import (
     DataError,
+    check_columns,
     load_hub,
     load_local,
     peek_local,
@@ -78,6 +79,9 @@ def load_math(
     if source == "hub":
         train = load_hub(name, split="train", revision=revision)
         test = load_hub(test_name, split="test")
+        # Named here, not as a KeyError deep in the prompt formatting: a hub dataset whose columns are not MATH's.
+        check_columns(train, ["problem"], where=f"{name} (split train)")
+        check_columns(test, ["problem"], where=f"{test_name} (split test)")
     elif source == "local":
         if not path:
             raise DataError("data.source=local needs data.path=FILE (a .jsonl with problem and solution/answer)")

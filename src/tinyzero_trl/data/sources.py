@@ -117,16 +117,45 @@ def require_columns(columns: list[str], rows: int, required: list[str], *, where
         raise DataError(f"{where}: has no rows")
 
 
+# A folder of OWNER/NAME dataset repositories that stand in for the hub (a rehearsal's mirrors, tiny.hub_mirrors).
+MIRROR_ENV = "TINYZERO_HUB_MIRROR"
+
+
+def hub_mirror(name: str) -> Path | None:
+    """The local repository folder standing in for hub dataset ``name`` (``$TINYZERO_HUB_MIRROR/NAME``), or None
+    when no mirror is set; a DataError when one is set and lacks ``name`` (the hub must not be used silently)."""
+    root = os.environ.get(MIRROR_ENV)
+    if not root:
+        return None
+    folder = Path(root).expanduser() / name
+    if not folder.is_dir():
+        raise DataError(f"{MIRROR_ENV}={root} has no mirror of dataset {name!r} ({folder} is missing); unset "
+                        f"{MIRROR_ENV} to load it from the hub")
+    return folder
+
+
 def load_hub(name: str, *, split: str, revision: str | None = None, config: str | None = None) -> datasets.Dataset:
-    """Load a dataset split from the Hugging Face Hub (or its local cache), explaining offline failures."""
+    """Load a dataset split from the Hugging Face Hub (or its local cache), explaining offline failures.
+
+    With ``$TINYZERO_HUB_MIRROR`` set, the same ``datasets.load_dataset`` reads the mirror's repository folder
+    instead of the hub repository: its card, files and splits are the hub layout, so everything after this
+    call is what a run on the hub data does. A mirror holds one version, so a pinned ``revision`` is refused.
+    """
+    mirror = hub_mirror(name)
+    if mirror is not None and revision is not None:
+        raise DataError(f"dataset {name!r} revision {revision!r}: the mirror in {MIRROR_ENV} has one version only; "
+                        "set data.revision=null to use it")
     try:
-        return datasets.load_dataset(name, config, split=split, revision=revision)
+        return datasets.load_dataset(str(mirror or name), config, split=split, revision=revision)
     except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if mirror is not None:
+            raise DataError(f"could not load dataset {name!r} (split {split!r}) from its mirror {mirror}: {first}") from err
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
         hint = (
             "the hub is unreachable or offline mode is on and the dataset is not cached"
             if offline or "connect" in str(err).lower() or "offline" in str(err).lower()
-            else str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            else first
         )
         raise DataError(
             f"could not load dataset {name!r} (split {split!r}) from the hub: {hint}. "

@@ -62,6 +62,51 @@ def scorer_name(task: str, model_path: str, rewards=None, scorer: str | None = N
     return accuracy_scorer(rewards)
 
 
+def check_scorer(score_with: str, columns: list[str], task: str) -> None:
+    """Refuse a scorer that cannot judge ``task``'s held-out rows: one that reads no gold column (a format
+    reward), or whose gold columns the rows lack. Rewards never raise on a missing column, they score nothing,
+    so without this a wrong scorer would report an accuracy of 0 after hours of generation."""
+    import inspect
+
+    from tinyzero_trl.data import get_task
+    from tinyzero_trl.rewards import REWARDS
+
+    params = inspect.signature(REWARDS[score_with]).parameters.values()
+    reads = [p.name for p in params if p.name != "completions" and p.kind is not p.VAR_KEYWORD]
+    suggest = f"; {task}'s own: {', '.join(get_task(task).scorer_rewards) or 'none registered'}"
+    if not reads:
+        raise UserError(f"scorer {score_with!r} judges no answer (it reads no gold column of the rows){suggest}")
+    if not set(reads) & set(columns):
+        raise UserError(f"scorer {score_with!r} reads {reads}, which the {task} task's held-out rows lack (they have "
+                        f"{[c for c in columns if c not in ('prompt', 'image')]}){suggest}")
+
+
+def held_out_rows(task: str, model_path: str, *, data: dict | None = None, data_overrides: dict | None = None,
+                  rewards=None, scorer: str | None = None, limit: int | None = None, seed: int = 0,
+                  revision: str | None = None, trust_remote_code: bool = False):
+    """``(rows, scorer, processing_class)``: the held-out rows ``evaluate`` would generate for, formatted for the
+    model, the scorer that will judge them (checked against their columns), and the model's tokenizer or
+    processor. Loads no weights: what can fail before any generation fails here."""
+    from tinyzero_trl.data import get_task
+    from tinyzero_trl.model.loading import check_model, load_processing_class
+
+    spec = get_task(task)
+    load = {"revision": revision, "trust_remote_code": trust_remote_code}
+    check_model(model_path, key="--model_path", **load)
+    score_with = scorer_name(task, model_path, rewards, scorer)
+    data_cfg = DataConfig(**data) if data is not None else run_data_config(task, model_path, data_overrides)
+    if data_cfg.path is not None and "$TINYZERO_DATA" in data_cfg.path:
+        data_cfg.path = data_cfg.path.replace("$TINYZERO_DATA", data_root())
+    processing_class = load_processing_class(model_path, images=spec.images, **load)
+    test = spec.load(data_cfg, processing_class, seed=seed)["test"]
+    if len(test) == 0:
+        raise UserError(f"the held-out set of {task} is empty (data.num_test, data.test_split): nothing to evaluate")
+    check_scorer(score_with, test.column_names, task)
+    if limit is not None:
+        test = test.select(range(min(limit, len(test))))
+    return test, score_with, processing_class
+
+
 def default_temperature(temperature: float | None, num_samples: int) -> float:
     """``temperature``, or when unset 0 (greedy) for one sample and 1.0 for several."""
     if temperature is None:
@@ -88,25 +133,15 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     oat-zero's evaluator does.
     """
     from tinyzero_trl.data import get_task
-    from tinyzero_trl.model.loading import check_model, load_processing_class
     from tinyzero_trl.rewards import REWARDS
 
     spec = get_task(task)
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
-    check_model(model_path, key="--model_path", **load)
     temperature = default_temperature(temperature, num_samples)
     sampling = Sampling(num_samples=num_samples, temperature=temperature, top_p=top_p, top_k=top_k,
                         max_new_tokens=max_new_tokens, seed=seed, stop=stop, stop_token_ids=stop_token_ids)
-    score_with = scorer_name(task, model_path, rewards, scorer)
-    data_cfg = DataConfig(**data) if data is not None else run_data_config(task, model_path, data_overrides)
-    if data_cfg.path is not None and "$TINYZERO_DATA" in data_cfg.path:
-        data_cfg.path = data_cfg.path.replace("$TINYZERO_DATA", data_root())
-    processing_class = load_processing_class(model_path, images=spec.images, **load)
-    test = spec.load(data_cfg, processing_class, seed=seed)["test"]
-    if len(test) == 0:
-        raise UserError(f"the held-out set of {task} is empty (data.num_test, data.test_split): nothing to evaluate")
-    if limit is not None:
-        test = test.select(range(min(limit, len(test))))
+    test, score_with, processing_class = held_out_rows(task, model_path, data=data, data_overrides=data_overrides,
+                                                       rewards=rewards, scorer=scorer, limit=limit, seed=seed, **load)
     completions, backend = _generate(spec, model_path, processing_class, test, sampling, backend=backend,
                                      batch_size=batch_size, progress=progress, load=load)
     reward = REWARDS[score_with]

@@ -73,6 +73,27 @@ class Protocol:
         wall = round((self._earlier or 0.0) + time.time() - self.started, 1)
         return update_summary(run_dir, reproduction=self.reproduction, **figures, wall_seconds=wall)
 
+    def _arguments(self, base: bool) -> tuple[str, dict, dict]:
+        """``(task, data, arguments)`` of ``evaluate`` under this protocol (``arguments`` less the rewards); the
+        base model loads as the trainer's."""
+        task, args = self.arguments()
+        data = args.pop("data")
+        args.pop("rewards")
+        model = self.resolved["model"]
+        if base:
+            args.update(revision=model.get("revision"), trust_remote_code=bool(model.get("trust_remote_code")))
+        return task, data, args
+
+    def check(self) -> None:
+        """Load the held-out rows and check the scorer against them, as ``score`` of the base model would, without
+        loading weights or generating (a rehearsal runs it before anything else)."""
+        from tinyzero_trl.evaluation.evaluate import held_out_rows
+
+        task, data, args = self._arguments(base=True)
+        keep = ("scorer", "limit", "seed", "revision", "trust_remote_code")
+        held_out_rows(task, self.resolved["model"]["name_or_path"], data=data, rewards=self.resolved["rewards"],
+                      **{k: v for k, v in args.items() if k in keep})
+
     def score(self, model_path: str, output: Path, *, base: bool) -> float:
         """Greedy (or the protocol's) held-out accuracy of ``model_path`` on the run's own task data.
 
@@ -82,11 +103,8 @@ class Protocol:
         """
         from tinyzero_trl.evaluation.evaluate import evaluate
 
-        task, args = self.arguments()
-        model = self.resolved["model"]
-        load = {"revision": model.get("revision"),
-                "trust_remote_code": bool(model.get("trust_remote_code"))} if base else {}
-        result = evaluate(task, model_path, output=str(output), **load, **args)
+        task, data, args = self._arguments(base)
+        result = evaluate(task, model_path, output=str(output), data=data, rewards=self.resolved["rewards"], **args)
         print(f"[tinyzero-trl] {model_path}: {task} accuracy {result['accuracy']:.3f} on {result['num_items']} "
               "items", flush=True)
         return result["accuracy"]

@@ -1,7 +1,9 @@
 """``tinyzero-trl reproduce NAME``: a reproduction folder, end to end.
 
-    folder -> plan (compose, check once) -> launch.run: preflight, claim, base evaluation, GRPO, final evaluation
-           -> summary.json -> curves.png
+    folder -> plan (compose, check once; expected.json against it: consistency) -> launch.run: preflight, claim,
+           base evaluation, GRPO, final evaluation -> summary.json -> curves.png
+
+``--rehearse`` runs the same path on CPU with a stand-in model and mirrored data (``rehearsal``).
 
 Safe to run again into the same directory: a finished reproduction is left alone (one line says so), an
 interrupted one resumes where it stopped (what ``summary.json`` already holds is not measured again), and
@@ -18,10 +20,18 @@ from tinyzero_trl.reproduce.folders import Reproduction, runs_root
 
 
 def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False, extra: list[str] | None = None,
-              num_processes: int | None = None, debug: bool = False) -> int:
-    """Run reproduction ``name`` end to end and return the exit code (see the module docstring)."""
+              num_processes: int | None = None, debug: bool = False, rehearse: bool = False) -> int:
+    """Run reproduction ``name`` end to end and return the exit code (see the module docstring); ``rehearse``: its
+    whole path on CPU with a stand-in model and mirrored data (``reproduce.rehearsal``)."""
     from tinyzero_trl.launch.plan import cuda_available, prepare, render
+    from tinyzero_trl.reproduce.consistency import check_folder
 
+    if rehearse:
+        if dry_run or num_processes:
+            raise UserError("--rehearse plans its own launch: drop --dry-run and --num-processes")
+        from tinyzero_trl.reproduce.rehearsal import rehearse as run_rehearsal
+
+        return run_rehearsal(name, output_dir=output_dir, extra=extra, debug=debug)
     started = time.time()  # wall_seconds counts everything a user waits for, the tiny base build included
     repro = Reproduction.load(name)
     out = Path(output_dir) if output_dir else runs_root() / name
@@ -33,6 +43,7 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
         base = tiny_base_path("countdown" if repro.tiny_base is True else repro.tiny_base, build=not dry_run)
         extra = [f"model.name_or_path={base}", *extra]
     prepared = prepare(repro.hydra_overrides(out, extra), **repro.launch_options(num_processes))
+    check_folder(repro, prepared.resolved)  # expected.json judges what this run will log and write
     print(render(prepared, repro.header(), sized_for_cpu=repro.cpu), flush=True)
     if dry_run:
         return 0

@@ -12,6 +12,7 @@ checkpoints and the final model.
 - ``metrics``: ``metrics.jsonl``, read (the writer is a trainer callback, ``train.callbacks``);
 - ``summary``: ``summary.json``;
 - ``health``: the health rules over a run's logged steps (the trainer callback is ``train.health``).
+- ``rehearsal``: ``rehearsal.json``, the mark of a rehearsal (a GPU reproduction's path run on CPU).
 
 This package imports only the standard library, PyYAML and ``tinyzero_trl.errors``: verification reads a run
 without torch.

@@ -37,9 +37,11 @@ def wait_for_run_config(run_dir: Path, timeout: float | None = None) -> Path:
     deadline = time.monotonic() + timeout
     while not path.is_file():
         if time.monotonic() >= deadline:
-            raise UserError(f"{path}: not written after {timeout:.0f} s. Machine rank 0 writes the run's config "
+            err = UserError(f"{path}: not written after {timeout:.0f} s. Machine rank 0 writes the run's config "
                             "there before its trainers start; every machine of a launch needs the same "
                             "training.output_dir, on a filesystem they all share")
+            err.every_rank = True  # a non-main machine alone meets it: its ranks are all > 0
+            raise err
         time.sleep(1.0)
     return path
 
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             return SIGTERM_EXIT
         return 0
     except UserError as err:
-        report("train", str(err), code=err.exit_code)
+        report("train", str(err), code=err.exit_code, every_rank=err.every_rank)
         return err.exit_code
     except KeyboardInterrupt:
         report("train", "training interrupted by SIGINT (Ctrl-C); rerun the same command to resume",

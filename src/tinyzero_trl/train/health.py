@@ -59,7 +59,8 @@ class HealthCallback(TrainerCallback):
                 if row["step"] <= resume_step:
                     self.monitor.observe(row)
         self.recorded = {f.rule: {"step": f.step, "line": f.line} for f in self.monitor.fired.values()}
-        if is_writer and read_status(self.out).get("health") != self.recorded:
+        # A trainer built outside a claimed run directory (a test, a notebook) has none yet: nothing to record then.
+        if is_writer and self.out.is_dir() and read_status(self.out).get("health") != self.recorded:
             # {} says "monitored, nothing fired"; a resumed run drops the findings of steps it trains again
             update_status(self.out, health=self.recorded)
 

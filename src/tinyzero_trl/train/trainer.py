@@ -83,6 +83,10 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
     funcs, _ = get_reward_funcs(cfg.rewards)  # the weights are in cfg.training.reward_weights
     funcs = [with_identical_groups(funcs[0]), *funcs[1:]]  # one metric the health rules read (train.health)
     args = cfg.training
+    from tinyzero_trl.train import unsynced
+
+    if unsynced.wanted(args):  # a rehearsal of server mode on CPU only (train/unsynced.py)
+        unsynced.skip_server_weight_sync()
     tokenizer = getattr(processing_class, "tokenizer", processing_class)
     strings, token_ids, rest = stop_settings(args.generation_kwargs)
     stops = Stops.split(strings, tokenizer, token_ids)

@@ -102,18 +102,22 @@ def plot(path: Path, name: str, runs_series: list, specs: list[dict], verdict: s
     plt.close(fig)
 
 
-def write_report(report_dir: Path, expected: dict, table, curves: dict, verdict: str, run_dirs: list[str]) -> Path:
-    """``verify.md`` and one ``verify-METRIC.png`` per judged metric in ``report_dir``; returns the report's path."""
+def write_report(report_dir: Path, expected: dict, table, curves: dict, verdict: str, run_dirs: list[str],
+                 heading: str | None = None) -> Path:
+    """``verify.md`` and one ``verify-METRIC.png`` per judged metric in ``report_dir``; returns the report's path.
+    ``heading``: a line put first (a rehearsal says so)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     images = []
     for name, (runs_series, specs) in curves.items():
         verdicts = {r.verdict for r in table if r.check == name}
-        shown = "FAIL" if "FAIL" in verdicts else "PASS" if "PASS" in verdicts else "reported, no reference"
+        shown = ("FAIL" if "FAIL" in verdicts else "PASS" if "PASS" in verdicts
+                 else "in band (a rehearsal: not a pass)" if "IN-BAND" in verdicts else "reported, no reference")
         image = report_dir / f"verify-{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}.png"
         plot(image, name, runs_series, specs, shown)
         images.append(image.name)
     numbers = source_numbers(table)
-    lines = [f"# Verification: {expected.get('reproduction', report_dir.name)}: **{verdict}**", "",
+    lines = ([f"**{heading}**", ""] if heading else []) + [
+             f"# Verification: {expected.get('reproduction', report_dir.name)}: **{verdict}**", "",
              f"Runs: {', '.join(f'`{d}`' for d in run_dirs)}", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cells(r, numbers)) + " |" for r in table]

@@ -31,6 +31,7 @@ from tinyzero_trl.run.status import RUN_FILE, describe_unfinished, read_status
 from tinyzero_trl.run.summary import read_summary
 from tinyzero_trl.verification import sanity
 from tinyzero_trl.verification.expected import RULES, load_expected
+from tinyzero_trl.verification.rehearsal import heading, rehearsal_step, relabel
 from tinyzero_trl.verification.report import fmt_value, write_report
 
 __all__ = ["RULES", "Row", "UnusableRun", "judge", "load_run", "verify_run", "verify_runs"]
@@ -105,8 +106,10 @@ def load_run(run_dir: Path, name: str = "NAME") -> tuple[list[dict], dict]:
     return rows, read_summary(run_dir)
 
 
-def observe(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[list[tuple[Target, float | None]], list]:
-    """The targets of one check and this run's value for each; plus the series it looked at (for the plot)."""
+def observe(spec: dict, rows: list[dict], summary: dict, where: str,
+            rehearsal: dict | None = None) -> tuple[list[tuple[Target, float | None]], list]:
+    """The targets of one check and this run's value for each; plus the series it looked at (for the plot).
+    ``rehearsal``: the run's rehearsal record; reference steps are read at the same share of it."""
     rule, source = spec["rule"], spec["source"]
     name = spec.get("metric") or spec.get("summary")
     spread = spec.get("seed_spread")
@@ -124,11 +127,15 @@ def observe(spec: dict, rows: list[dict], summary: dict, where: str) -> tuple[li
     out = []
     if rule == "band":
         for point in spec["points"]:
-            if point["step"] > last_step:
+            step, label = point["step"], str(point["step"])
+            if rehearsal is not None:
+                step = rehearsal_step(point["step"], rehearsal, [s for s, _ in series], where)
+                label = f"{point['step']} (at {step})"
+            if step > last_step:
                 raise UnusableRun(f"{where}: reference step {point['step']} is past the run's last step {last_step}")
-            target = Target(name, str(point["step"]), fmt_value(point.get("value")), point["low"], point["high"],
+            target = Target(name, label, fmt_value(point.get("value")), point["low"], point["high"],
                             point.get("source", source), seed_spread=point.get("seed_spread", spread))
-            out.append((target, window_mean(series, point["step"], window)))
+            out.append((target, window_mean(series, step, window)))
     elif rule in ("final_mean", "report"):
         target = Target(name, f"last {window}", fmt_value(spec.get("value")), spec.get("low"), spec.get("high"), source,
                         seed_spread=spread, judged=rule != "report")
@@ -209,11 +216,13 @@ def _usable_run(expected: dict, run_dir: Path, pinned: dict | None, not_pinned: 
 
 
 def verify_runs(expected_path: Path, run_dirs: list[Path], *, pinned: dict | None = None,
-                not_pinned: set = frozenset(), report_dir: Path | None = None) -> tuple[str, list[Row]]:
+                not_pinned: set = frozenset(), report_dir: Path | None = None,
+                rehearsal: dict | None = None) -> tuple[str, list[Row]]:
     """Judge one run or several runs of one reproduction; write ``verify.md`` and plots; return (verdict, rows).
 
     ``pinned``: the reproduction's resolved config; each run's config.yaml must match it except for the keys
-    ``sanity.NOT_PINNED`` and ``not_pinned`` name. Every run must be usable, or none is judged.
+    ``sanity.NOT_PINNED`` and ``not_pinned`` name. Every run must be usable, or none is judged. ``rehearsal``:
+    the runs are a rehearsal with this record (``verification.rehearsal``): never a PASS.
     """
     expected = load_expected(expected_path)
     runs = [_usable_run(expected, Path(d), pinned, not_pinned) for d in run_dirs]
@@ -221,7 +230,7 @@ def verify_runs(expected_path: Path, run_dirs: list[Path], *, pinned: dict | Non
     curves: dict[str, tuple[list, list[dict]]] = {}  # metric -> (each run's series, the specs that judge it)
     for i, spec in enumerate(expected["checks"]):
         where = f"{expected_path} checks[{i}]"
-        seen = [observe(spec, rows, summary, where) for rows, summary in runs]
+        seen = [observe(spec, rows, summary, where, rehearsal) for rows, summary in runs]
         for k, (target, _) in enumerate(seen[0][0]):
             table.append(judge(target, [observed[k][1] for observed, _ in seen]))
         if "metric" in spec:
@@ -230,8 +239,11 @@ def verify_runs(expected_path: Path, run_dirs: list[Path], *, pinned: dict | Non
     verdicts = {r.verdict for r in table}
     # Nothing judged (every check is `report`) is not a pass: there was no reference number to meet.
     verdict = "FAIL" if "FAIL" in verdicts else "PASS" if "PASS" in verdicts else "UNCHECKED"
+    if rehearsal is not None:
+        verdict, table = relabel(table)
     target_dir = Path(report_dir) if report_dir else Path(run_dirs[0])
-    write_report(target_dir, expected, table, curves, verdict, [str(d) for d in run_dirs])
+    write_report(target_dir, expected, table, curves, verdict, [str(d) for d in run_dirs],
+                 heading=heading(expected.get("reproduction", ""), rehearsal) if rehearsal is not None else None)
     return verdict, table
 
 
