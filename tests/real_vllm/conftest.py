@@ -98,7 +98,7 @@ def reproduction(root, model: str) -> str:
         "cpu": True, "num_processes": 1, "hardware": "CPU",
         "evaluate": {"task": "countdown", "backend": "vllm", "max_new_tokens": MAX_NEW_TOKENS, "limit": ITEMS}}))
     for name in ("expected.json", "run.sh", "README.md"):
-        (folder / name).write_text("{}" if name.endswith(".json") else "")
+        (folder / name).write_text('{"checks": []}' if name.endswith(".json") else "")
     return folder.name
 
 

@@ -35,7 +35,10 @@ IN_STEP_LIMIT = 0.02
 def overrides(model: str, out: Path, steps: int = STEPS) -> list[str]:
     return ["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", "data.source=generate", f"model.name_or_path={model}",
             "training.use_vllm=true", f"training.max_steps={steps}", f"training.save_steps={steps}",
-            "training.learning_rate=0.05", "++training.weight_decay=1.0", f"training.output_dir={out}"]
+            "training.learning_rate=0.05", "++training.weight_decay=1.0", f"training.output_dir={out}",
+            # trl 1.16 logs sampling/sampling_logp_difference (what these tests and the health rule read) only with
+            # its importance-sampling correction on, which the recipe turns off as its source ran
+            "training.vllm_importance_sampling_correction=true"]
 
 
 def in_step(rows: list[dict]) -> bool:

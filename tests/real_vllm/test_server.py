@@ -22,6 +22,7 @@ def test_server_mode_runs_as_far_as_cpu_allows(vllm_model, tmp_path):
     log = tmp_path / "train.log"
     args = [sys.executable, "-m", "tinyzero_trl.cli", "train", "--vllm-gpus", "1", "--vllm-port", str(port),
             "+countdown=grpo-qwen-2.5-3b-instruct", "+smoke=cpu", "data.source=generate",
+            "data.test_split=null", "data.shuffle_seed=null",  # the hub split's draw; generated tasks have none
             f"model.name_or_path={vllm_model}", "training.use_vllm=true", f"training.output_dir={tmp_path / 'run'}"]
     generated: dict = {}
     # Imported before the launch: the client must be quick once the server is healthy, since the server is up
