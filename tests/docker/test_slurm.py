@@ -107,7 +107,7 @@ def shared_folder(state: Path) -> Path:
     shared = Path(tempfile.mkdtemp(prefix="shared-", dir=state))
     shared.chmod(0o755)
     (shared / "runs").mkdir()
-    shutil.copytree(ROOT / "src" / "tinyzero_trl" / "assets" / "countdown-tiny-base", shared / "runs" / "tiny-base")
+    shutil.copytree(ROOT / "src" / "tinyzero_trl" / "tiny" / "assets" / "countdown-tiny-base", shared / "runs" / "tiny-base")
     from tinyzero_trl.tiny.random_model import build_tiny_model
 
     build_tiny_model("qwen2", shared / "runs" / "tiny-vllm", vllm=True)

@@ -172,9 +172,11 @@ def run_reproduce(model: str, tmp_path) -> tuple:
 
 @pytest.fixture(scope="session")
 def reproduced(tmp_path_factory):
-    # Seed 1: its greedy completions differ from prompt to prompt (17 distinct of 32 with HF; seed 0 writes one
-    # string for every countdown prompt), which test_evaluate needs for the backends' agreement to mean something.
+    # Seed 9: its greedy completions differ from prompt to prompt (15 distinct of 32 with HF; seed 0 writes one
+    # string for every countdown prompt), which test_evaluate needs for the backends' agreement to mean something,
+    # and are text (1% of characters U+FFFD; seed 1's were mostly stray bytes, which vLLM's incremental
+    # detokenizer and HF's batch decode render differently).
     from tinyzero_trl.tiny.random_model import build_tiny_model
 
-    model = build_tiny_model("qwen2", tmp_path_factory.mktemp("tiny-vllm-seed1"), vllm=True, seed=1)
+    model = build_tiny_model("qwen2", tmp_path_factory.mktemp("tiny-vllm-seed9"), vllm=True, seed=9)
     return run_reproduce(str(model), tmp_path_factory.mktemp("reproduce"))
