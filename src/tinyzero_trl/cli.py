@@ -42,7 +42,7 @@ def _verbose(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from tinyzero_trl.launch.plan import prepare, render
+    from tinyzero_trl.launch.plan import prepare
     from tinyzero_trl.launch.run import run
 
     _verbose(args)
@@ -59,7 +59,7 @@ def cmd_train(args) -> int:
                        main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,
                        vllm_gpus=args.vllm_gpus, vllm_port=args.vllm_port, vllm_server_url=args.vllm_server_url)
     if args.dry_run:
-        print(render(prepared))
+        print(prepared.text)
         return 0
     outcome = run(prepared, debug=args.debug)
     if outcome.code != 0:

@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from tinyzero_trl.errors import UserError
 from tinyzero_trl.launch.plan import (
     CONFIG_DIR,
     LaunchPlan,
+    Prepared,
     accelerate_configs,
     prepare,
     read_accelerate_config,
@@ -232,10 +234,11 @@ def test_execute_starts_waits_for_and_stops_the_server(tmp_path, monkeypatch):
 
     trainer = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health')"
     plan = LaunchPlan(run_dir=CFG, cpu=False, vllm_server=FakeServer(model="m", gpus=["0"], port=port))
-    monkeypatch.setattr(LaunchPlan, "command", lambda self: [sys.executable, "-c", trainer])
+    prepared = Prepared(resolved={}, config=None, plan=plan, output_dir=Path(CFG),
+                        command=[sys.executable, "-c", trainer], shell="trainer")
     real_sleep = time.sleep
     monkeypatch.setattr(vllm_server.time, "sleep", lambda s: real_sleep(min(s, 0.2)))  # poll faster than every 5 s
-    assert launch.execute(plan, server_timeout=60) == (0, None)
+    assert launch.execute(prepared, server_timeout=60) == (0, None)
     server_pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)  # stopped (and reaped) after training

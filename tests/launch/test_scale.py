@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyzero_trl.launch.plan import prepare, read_accelerate_config, render
+from tinyzero_trl.launch.plan import prepare, read_accelerate_config
 from tinyzero_trl.launch.scale import (
     GB,
     KNOWN_PARAMS,
@@ -106,7 +106,7 @@ def test_tensor_parallel_for_the_server():
 
 
 def _plan_text(overrides, **options):
-    return render(prepare(overrides, cpu=False, **options))
+    return prepare(overrides, cpu=False, **options).text
 
 
 def test_describe_70b_plan_names_nodes():

@@ -161,3 +161,17 @@ def test_every_gpu_reproduction_has_a_numeric_cited_check_beyond_a_direction(nam
         for holder in check.get("points", [check]):
             assert "reading_error" in holder and "seed_spread" in holder, (name, holder)
     assert expected.get("follows") and expected.get("deviations")
+
+
+def test_read_folder_resolves_everything_a_run_needs_once(tmp_path):
+    """One read gives the run's overrides (recipe, pins, run directory, the user's last), launch options and header
+    as plain fields; a tiny base's path comes first, and a dry run (build_base=False) builds nothing."""
+    from tinyzero_trl.reproduce.folders import read_folder
+
+    folder = read_folder("math-tiny", output_dir=tmp_path / "run", extra=["seed=1"], build_base=False)
+    repro = folder.repro
+    assert folder.output_dir == tmp_path / "run"
+    assert folder.overrides[0] == f"+{repro.recipe}" and folder.overrides[-1] == "seed=1"
+    assert f"training.output_dir={tmp_path / 'run'}" in folder.overrides
+    assert any(o.startswith("model.name_or_path=") for o in folder.overrides)
+    assert folder.launch == repro.launch_options() and folder.header == repro.header()

@@ -41,3 +41,15 @@ def test_read_yaml_names_the_file_and_the_problem(tmp_path):
     assert read_yaml(bad) == {}
     bad.write_text("")
     assert read_yaml(bad) == {}
+
+
+def test_open_run_claims_then_writes_the_config_once(tmp_path):
+    """open_run: a fresh directory is claimed and its config written (fresh off); a reader only claims."""
+    from tinyzero_trl.run.claim import CONFIG_FILE, open_run
+    from tinyzero_trl.run.files import read_yaml
+
+    resolved = {"training": {"max_steps": 2}, "fresh": True}
+    assert open_run(tmp_path / "other", resolved, write=False) is None
+    assert not (tmp_path / "other").exists()
+    assert open_run(tmp_path / "run", resolved, fresh=True) is None
+    assert read_yaml(tmp_path / "run" / CONFIG_FILE) == {"training": {"max_steps": 2}, "fresh": False}

@@ -2,8 +2,9 @@
 
 ``prepare`` composes the recipe and overrides, checks them into one ``RunConfig`` (counting the processes the
 plan will start, so that trl's batch checks see them) and builds the ``LaunchPlan``: the ``accelerate launch`` of
-``grpo.py --run RUN_DIR`` on every rank, which reads back the config the launcher checked and wrote. ``render``
-is the dry run's text. ``launch.run`` carries a prepared plan out.
+``grpo.py --run RUN_DIR`` on every rank, which reads back the config the launcher checked and wrote. What it
+returns, ``Prepared``, is plain data: the run directory, the launch's argv and shell line, and the dry run's text
+(``render``), each worked out once here; ``launch.run`` carries it out reading those fields.
 
 On a machine without CUDA the same packaged configs run on CPU (gloo). What that takes, found by running them
 (accelerate 1.15, deepspeed 0.19.8):
@@ -157,23 +158,25 @@ class LaunchPlan:
 
 @dataclass
 class Prepared:
-    """A launch ready to go: the resolved config (what config.yaml will hold), its checked form, and the plan."""
+    """A launch ready to go, as plain data: the resolved config (what config.yaml will hold), its checked form, the
+    plan, and what is read from them: the run directory, the launch's argv and shell line, the dry run's text."""
 
     resolved: dict
     config: RunConfig
     plan: LaunchPlan
-
-    @property
-    def output_dir(self) -> Path:
-        return self.config.output_dir
+    output_dir: Path
+    command: list[str]
+    shell: str
+    text: str = ""
 
 
 def prepare(overrides: list[str], *, accelerate: str | None = None, num_processes: int | None = None,
             num_machines: int = 1, machine_rank: int = 0, main_process_ip: str | None = None,
             main_process_port: int | None = None, cpu: bool | None = None, vllm_gpus: int = 0,
-            vllm_port: int = DEFAULT_VLLM_PORT, vllm_server_url: str | None = None) -> Prepared:
+            vllm_port: int = DEFAULT_VLLM_PORT, vllm_server_url: str | None = None, header: list[str] = (),
+            sized_for_cpu: bool = False) -> Prepared:
     """Compose ``overrides``, check them once, and plan their launch; every error is a ``UserError`` naming the
-    field.
+    field. ``header`` and ``sized_for_cpu`` shape the dry run's text (``render``).
 
     What the launch adds to the config is written into it before the check (``training.use_cpu`` on a machine
     without CUDA, the vLLM server's URL), so config.yaml records what the trainer really runs with.
@@ -206,11 +209,15 @@ def prepare(overrides: list[str], *, accelerate: str | None = None, num_processe
         plan.gpus = train_ids
         plan.env["CUDA_VISIBLE_DEVICES"] = ",".join(train_ids)
         plan.vllm_server = vllm_server_for(resolved, vllm_ids, vllm_port)
-    return Prepared(resolved=resolved, config=config, plan=plan)
+    prepared = Prepared(resolved=resolved, config=config, plan=plan, output_dir=config.output_dir,
+                        command=plan.command(), shell=plan.shell())
+    prepared.text = render(prepared, header, sized_for_cpu=sized_for_cpu)
+    return prepared
 
 
 def render(prepared: Prepared, header: list[str] = (), *, sized_for_cpu: bool = False) -> str:
-    """The dry run's text (``train --dry-run`` and ``reproduce --dry-run`` alike): what would run, where, on what.
+    """The dry run's text (``train --dry-run`` and ``reproduce --dry-run`` alike, ``Prepared.text``): what would
+    run, where, on what.
 
     The memory and GPU lines describe GPU nodes, even when the plan is shown on a machine without CUDA, unless the
     run is ``sized_for_cpu`` (a CPU reproduction, whose model states live in host memory).
@@ -227,7 +234,7 @@ def render(prepared: Prepared, header: list[str] = (), *, sized_for_cpu: bool = 
                      f"{plan.main_process_port or 29500}" if plan.num_machines > 1 else ""))
     lines.append(f"run dir      : {prepared.output_dir} (the resolved config is written to "
                  f"{prepared.output_dir / CONFIG_FILE})")
-    lines.append("launch       : " + plan.shell())
+    lines.append("launch       : " + prepared.shell)
     if plan.cpu:
         lines.append("note         : no CUDA here: CPU/gloo settings added (DS_ACCELERATOR=cpu, --mixed_precision "
                      "no, training.use_cpu=true); on GPU nodes they are absent")

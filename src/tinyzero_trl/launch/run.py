@@ -16,9 +16,9 @@ from typing import Protocol
 from tinyzero_trl.config.checks import preflight
 from tinyzero_trl.errors import EXIT_FAILED
 from tinyzero_trl.launch import supervise
-from tinyzero_trl.launch.plan import LaunchPlan, Prepared
+from tinyzero_trl.launch.plan import Prepared
 from tinyzero_trl.launch.vllm_server import wait_for_server
-from tinyzero_trl.run.claim import claim, start_run
+from tinyzero_trl.run.claim import open_run
 from tinyzero_trl.run.secrets import secrets_env
 from tinyzero_trl.run.status import RUN_FILE, read_status
 
@@ -33,41 +33,39 @@ class AroundTraining(Protocol):
 
 @dataclass
 class Outcome:
-    """How a launch ended: the exit code, and the line that says why when it is not 0."""
+    """How a launch ended: the exit code, the line that says why when it is not 0, and what ``around.after``
+    returned (a reproduction's summary)."""
 
     code: int
     message: str | None = None
+    after: dict | None = None
 
 
 def open_run_dir(prepared: Prepared) -> str | None:
     """Claim the run directory: refuse a live or different run, and on machine rank 0 set an old run aside if
     ``fresh`` and write the resolved config the ranks will read. A line when there is nothing to do (a finished
     run); the other machines of a multi-node launch only check."""
-    out, resolved = prepared.output_dir, prepared.resolved
-    done = claim(out, resolved, fresh=prepared.config.fresh)
-    if done or prepared.plan.machine_rank != 0:
-        return done
-    start_run(out, {**resolved, "fresh": False}, fresh=prepared.config.fresh)  # the ranks must not move it again
-    return None
+    return open_run(prepared.output_dir, prepared.resolved, fresh=prepared.config.fresh,
+                    write=prepared.plan.machine_rank == 0)
 
 
-def execute(plan: LaunchPlan, *, debug: bool = False, server_timeout: float = 1800.0,
+def execute(prepared: Prepared, *, debug: bool = False, server_timeout: float = 1800.0,
             secrets: dict | None = None) -> tuple[int, dict | None]:
-    """Run the plan: start the vLLM server if any and wait until healthy, train, stop the server.
+    """Run the prepared launch: start the vLLM server if any and wait until healthy, train, stop the server.
 
     ``secrets``: environment entries for the training processes only (the run's tokens, ``run.secrets``): not in
     ``plan.env``, which the launch line prints. Returns the launch's exit code and the error its ranks reported
     (see ``supervise``).
     """
-    server = None
+    plan, server = prepared.plan, None
     try:
         if plan.vllm_server is not None:
             print("[tinyzero-trl] vLLM server: " + plan.vllm_server.shell(), flush=True)
             server = subprocess.Popen(plan.vllm_server.command(), env={**os.environ, **plan.vllm_server.env()},
                                       start_new_session=True)
             wait_for_server(plan.server_url(), server, timeout=server_timeout)
-        print("[tinyzero-trl] " + plan.shell(), flush=True)
-        return supervise.run(plan.command(), {**os.environ, **plan.env, **(secrets or {})}, debug=debug)
+        print("[tinyzero-trl] " + prepared.shell, flush=True)
+        return supervise.run(prepared.command, {**os.environ, **plan.env, **(secrets or {})}, debug=debug)
     finally:
         if server is not None:
             supervise.stop(server)
@@ -84,13 +82,11 @@ def run(prepared: Prepared, *, around: AroundTraining | None = None, debug: bool
     if done:
         print(f"[tinyzero-trl] {done}", flush=True)
     else:
-        code, error = execute(prepared.plan, debug=debug, secrets=secrets_env(prepared.resolved))
+        code, error = execute(prepared, debug=debug, secrets=secrets_env(prepared.resolved))
         if error:
             return Outcome(int(error.get("code") or EXIT_FAILED), error.get("message", "training failed"))
         if code != 0:
             return Outcome(EXIT_FAILED, f"the training launch exited with code {code} (see the output above)")
         if read_status(out).get("status") != "completed":
             return Outcome(EXIT_FAILED, f"training did not complete; see {out / RUN_FILE}")
-    if around is not None:
-        around.after(out)
-    return Outcome(0)
+    return Outcome(0, after=around.after(out) if around is not None else None)

@@ -1,8 +1,9 @@
 """Reproduction folders: find them, read their pinned config, and say how one is composed, launched and evaluated.
 
 A folder ``reproductions/NAME/`` holds ``config.yaml`` (the pinned run), ``expected.json`` (reference curve,
-tolerances, provenance), ``run.sh`` and ``README.md``. ``pipeline.reproduce`` runs one; ``verify`` checks the run
-against ``expected.json``.
+tolerances, provenance), ``run.sh`` and ``README.md``. ``read_folder`` reads one, once, into plain data (``Folder``:
+the overrides, launch options and header a run of it needs, already resolved), which ``pipeline.reproduce`` hands
+on without calling back; ``verify`` checks the run against ``expected.json``.
 """
 
 from __future__ import annotations
@@ -97,6 +98,35 @@ class Reproduction:
         if self.evaluate:
             lines.append(f"evaluation   : base and final model, {self.evaluate}")
         return lines
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A reproduction folder read for one run: its pinned configuration, the run directory, the Hydra overrides
+    (``Reproduction.hydra_overrides``), the ``launch.plan.prepare`` options and the dry run's header, all resolved."""
+
+    repro: Reproduction
+    output_dir: Path
+    overrides: list[str]
+    launch: dict
+    header: list[str]
+
+
+def read_folder(name: str, *, output_dir: str | os.PathLike | None = None, extra: list[str] | None = None,
+                num_processes: int | None = None, build_base: bool = True) -> Folder:
+    """Read ``reproductions/NAME`` for a run into ``output_dir`` (default ``runs_root() / NAME``) with the user's
+    ``extra`` overrides. A folder on a packaged tiny base names its path first (built offline when stale, unless
+    not ``build_base``: a dry run builds nothing)."""
+    repro = Reproduction.load(name)
+    out = Path(output_dir) if output_dir else runs_root() / name
+    extra = list(extra or [])
+    if repro.tiny_base:
+        from tinyzero_trl.tiny.pretrain import tiny_base_path
+
+        base = tiny_base_path("countdown" if repro.tiny_base is True else repro.tiny_base, build=build_base)
+        extra = [f"model.name_or_path={base}", *extra]
+    return Folder(repro=repro, output_dir=out, overrides=repro.hydra_overrides(out, extra),
+                  launch=repro.launch_options(num_processes), header=repro.header())
 
 
 def list_reproductions() -> list[str]:

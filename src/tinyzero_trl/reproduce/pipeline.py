@@ -1,7 +1,8 @@
 """``tinyzero-trl reproduce NAME``: a reproduction folder, end to end.
 
-    folder -> plan (compose, check once; expected.json against it: consistency) -> launch.run: preflight, claim,
-           base evaluation, GRPO, final evaluation -> summary.json -> curves.png
+    folder (read once: folders.Folder) -> plan (compose, check once: launch.plan.Prepared; expected.json against
+    it: consistency) -> launch.run: preflight, claim, base evaluation, GRPO, final evaluation (summary.json,
+    handed back in the Outcome) -> curves.png
 
 ``--rehearse`` runs the same path on CPU with a stand-in model and mirrored data (``rehearsal``).
 
@@ -13,17 +14,16 @@ interrupted one resumes where it stopped (what ``summary.json`` already holds is
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from tinyzero_trl.errors import UserError, report
-from tinyzero_trl.reproduce.folders import Reproduction, runs_root
+from tinyzero_trl.reproduce.folders import read_folder
 
 
 def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False, extra: list[str] | None = None,
               num_processes: int | None = None, debug: bool = False, rehearse: bool = False) -> int:
     """Run reproduction ``name`` end to end and return the exit code (see the module docstring); ``rehearse``: its
     whole path on CPU with a stand-in model and mirrored data (``reproduce.rehearsal``)."""
-    from tinyzero_trl.launch.plan import cuda_available, prepare, render
+    from tinyzero_trl.launch.plan import cuda_available, prepare
     from tinyzero_trl.reproduce.consistency import check_folder
 
     if rehearse:
@@ -33,18 +33,12 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
 
         return run_rehearsal(name, output_dir=output_dir, extra=extra, debug=debug)
     started = time.time()  # wall_seconds counts everything a user waits for, the tiny base build included
-    repro = Reproduction.load(name)
-    out = Path(output_dir) if output_dir else runs_root() / name
-    extra = list(extra or [])
-    if repro.tiny_base:
-        from tinyzero_trl.tiny.pretrain import tiny_base_path
-
-        # Resolved before the plan so the dry run names the real path; a dry run builds nothing.
-        base = tiny_base_path("countdown" if repro.tiny_base is True else repro.tiny_base, build=not dry_run)
-        extra = [f"model.name_or_path={base}", *extra]
-    prepared = prepare(repro.hydra_overrides(out, extra), **repro.launch_options(num_processes))
+    # Read once: a dry run names the tiny base's real path but builds nothing.
+    folder = read_folder(name, output_dir=output_dir, extra=extra, num_processes=num_processes, build_base=not dry_run)
+    repro = folder.repro
+    prepared = prepare(folder.overrides, **folder.launch, header=folder.header, sized_for_cpu=repro.cpu)
     check_folder(repro, prepared.resolved)  # expected.json judges what this run will log and write
-    print(render(prepared, repro.header(), sized_for_cpu=repro.cpu), flush=True)
+    print(prepared.text, flush=True)
     if dry_run:
         return 0
     if not repro.cpu and not cuda_available():
@@ -58,9 +52,9 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     if outcome.code != 0:
         report("reproduce", f"training did not complete: {outcome.message}", code=outcome.code, every_rank=True)
         return outcome.code
-    from tinyzero_trl.run.summary import read_summary
     from tinyzero_trl.verification.curves import plot_curves
 
-    print(f"[tinyzero-trl] summary: {read_summary(out)}")
+    out = prepared.output_dir
+    print(f"[tinyzero-trl] summary: {outcome.after or {}}")  # the protocol's summary.json, as it wrote it
     print(f"[tinyzero-trl] curves: {plot_curves({name: out}, out / 'curves.png', title=name)}")
     return 0

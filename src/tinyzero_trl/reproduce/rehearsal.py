@@ -94,7 +94,7 @@ class _Recorded:
 def rehearse(name: str, *, output_dir: str | None = None, extra: list[str] | None = None,
              debug: bool = False) -> int:
     """Rehearse reproduction ``name`` end to end (see the module docstring) and return the exit code."""
-    from tinyzero_trl.launch.plan import prepare, render
+    from tinyzero_trl.launch.plan import prepare
     from tinyzero_trl.launch.run import run
     from tinyzero_trl.reproduce.consistency import check_folder
 
@@ -117,8 +117,8 @@ def rehearse(name: str, *, output_dir: str | None = None, extra: list[str] | Non
         build_assets(plan, repro, assets)  # first: prepare checks that the model directory exists
         prepared = prepare(repro.hydra_overrides(out, [*plan.overrides, *(extra or [])]), accelerate=repro.accelerate,
                            num_processes=plan.num_processes, cpu=True, vllm_gpus=1 if plan.vllm_server else 0,
-                           vllm_port=free_port())
-        print(render(prepared, repro.header(), sized_for_cpu=True), flush=True)
+                           vllm_port=free_port(), header=repro.header(), sized_for_cpu=True)
+        print(prepared.text, flush=True)
         protocol = _preflight(name, plan, prepared, started)
         outcome = run(prepared, around=_Recorded(plan, protocol), debug=debug)
     if outcome.code != 0:

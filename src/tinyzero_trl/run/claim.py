@@ -2,7 +2,7 @@
 
 ``claim`` reads the directory (``run.json``, ``config.yaml``, checkpoints, ``metrics.jsonl``) and decides; it
 writes nothing, so every rank of a launch can ask and get the same answer. ``start_run`` is the one write that
-follows a claim: set an old run aside if ``fresh``, then record the resolved config in ``config.yaml`` (its tokens
+follows a claim (``open_run`` does both, for a launcher): set an old run aside if ``fresh``, then record the resolved config in ``config.yaml`` (its tokens
 redacted: ``run.secrets``).
 """
 
@@ -71,6 +71,16 @@ def start_run(run_dir: Path, resolved: dict, *, fresh: bool) -> None:
             print(f"[tinyzero-trl] fresh start: previous run moved to {moved}", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(run_dir / CONFIG_FILE, redact(resolved))  # tokens stay out of the file (run.secrets)
+
+
+def open_run(run_dir: str | os.PathLike, resolved: dict, *, fresh: bool = False, write: bool = True) -> str | None:
+    """``claim`` the run directory and, when there is work and this process is the launch's one writer (``write``),
+    ``start_run`` it with ``resolved`` (saved with ``fresh`` off: the ranks must not move it again). Returns
+    ``claim``'s line when there is nothing to do."""
+    done = claim(run_dir, resolved, fresh=fresh)
+    if done is None and write:
+        start_run(Path(run_dir), {**resolved, "fresh": False}, fresh=fresh)
+    return done
 
 
 def _differences(old, new, ignore, path=()) -> list[str]:
