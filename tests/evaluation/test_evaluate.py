@@ -58,19 +58,29 @@ def test_revision_and_remote_code_reach_the_loader(tmp_path, monkeypatch):
 
 
 def test_base_evaluation_of_a_reproduction_loads_the_pinned_revision(monkeypatch, tmp_path):
+    """The protocol prepares one evaluation (the base model's pinned revision) and scores both models on it."""
+    from tinyzero_trl.evaluation import evaluate as module
     from tinyzero_trl.evaluation.protocol import Protocol
     from tinyzero_trl.reproduce.folders import Reproduction
 
-    calls = []
-    monkeypatch.setattr("tinyzero_trl.evaluation.evaluate.evaluate",
-                        lambda task, path, **kw: calls.append((path, kw)) or {"accuracy": 0.5, "num_items": 2})
+    prepared, scored = [], []
+
+    class Held:
+        task = "countdown"
+
+        def score(self, path, *, output=None, load=None):
+            scored.append((path, load))
+            return {"accuracy": 0.5, "num_items": 2}
+
+    monkeypatch.setattr(module, "evaluation", lambda task, path, **kw: prepared.append((path, kw)) or Held())
     resolved = {"model": {"name_or_path": "Qwen/Qwen2.5-3B", "revision": "r1", "trust_remote_code": False},
                 "data": {"task": "countdown"}, "rewards": {"tinyzero_countdown": 1.0}}
     protocol = Protocol("countdown-3b", Reproduction.load("countdown-3b").evaluate, resolved)
     protocol.score("Qwen/Qwen2.5-3B", tmp_path / "e.json", base=True)
     protocol.score(str(tmp_path), tmp_path / "f.json", base=False)
-    assert calls[0][1]["revision"] == "r1" and calls[0][1]["rewards"] == {"tinyzero_countdown": 1.0}
-    assert "revision" not in calls[1][1]  # the trained model is a local directory: no hub revision
+    assert len(prepared) == 1  # rows, prompts and scorer are prepared once, for both models
+    assert prepared[0][1]["revision"] == "r1" and prepared[0][1]["rewards"] == {"tinyzero_countdown": 1.0}
+    assert scored == [("Qwen/Qwen2.5-3B", None), (str(tmp_path), {})]  # the trained model: no hub revision
 
 
 @pytest.mark.parametrize("make, message", [

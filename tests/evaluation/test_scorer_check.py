@@ -34,7 +34,7 @@ def test_evaluate_refuses_before_loading_weights(tiny_model, monkeypatch):
     """The check comes before generation: a model directory without weights is never opened."""
     from tinyzero_trl.evaluation import evaluate as module
 
-    monkeypatch.setattr(module, "_generate", lambda *a, **k: pytest.fail("generated before checking the scorer"))
+    monkeypatch.setattr(module, "generate", lambda *a, **k: pytest.fail("generated before checking the scorer"))
     with pytest.raises(UserError, match="scorer 'r1v_count_eval' reads"):
         module.evaluate("countdown", tiny_model, data={"task": "countdown", "source": "generate", "num_test": 4,
                                                        "template": "tiny"}, scorer="r1v_count_eval")

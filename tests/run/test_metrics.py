@@ -50,3 +50,17 @@ def test_reading_metrics_loads_no_ml_stack():
             "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_read_curves_reads_a_run_once_with_the_one_smoothing(tmp_path):
+    """Every metric's series and its moving mean, the same numbers window_mean gives at each logged step."""
+    from tinyzero_trl.run.metrics import moving_means, read_curves
+
+    rows = [{"step": s, "rewards/r/mean": s * 0.1, "loss": 1.0 / s} for s in range(1, 9)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curves = read_curves(tmp_path, 3)
+    assert curves.last_step == 8 and curves.rewards == ["r"]
+    series = metric_series(rows, "rewards/r/mean")
+    assert curves.series["rewards/r/mean"] == series
+    assert curves.means["rewards/r/mean"] == [window_mean(series, s, 3) for s, _ in series]
+    assert moving_means([], 3) == []

@@ -7,17 +7,22 @@ held-out set and prompt template are the ones it trained with, and the answers a
 reward behind its training rewards (``rewards.accuracy_scorer``). A model outside a run directory takes its
 task's evaluation defaults (``Task.evaluation_data``, ``Task.scorer_rewards``). vLLM is used when installed and
 a GPU is present; both backends draw with the same ``generation.Sampling``.
+
+``evaluation`` prepares an evaluation once (rows, prompts, scorer: a ``HeldOut``), and ``HeldOut.score`` runs it
+on a model; ``evaluate`` is the two in a row.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tinyzero_trl.config.schema import DataConfig
 from tinyzero_trl.errors import UserError
-from tinyzero_trl.evaluation.generation import Sampling
+from tinyzero_trl.evaluation.generation import Sampling, generate, prompt_texts
 from tinyzero_trl.run.claim import CONFIG_FILE
 from tinyzero_trl.run.files import read_yaml, write_json
 
@@ -81,15 +86,90 @@ def check_scorer(score_with: str, columns: list[str], task: str) -> None:
                         f"{[c for c in columns if c not in ('prompt', 'image')]}){suggest}")
 
 
-def held_out_rows(task: str, model_path: str, *, data: dict | None = None, data_overrides: dict | None = None,
-                  rewards=None, scorer: str | None = None, limit: int | None = None, seed: int = 0,
-                  revision: str | None = None, trust_remote_code: bool = False):
-    """``(rows, scorer, processing_class)``: the held-out rows ``evaluate`` would generate for, formatted for the
-    model, the scorer that will judge them (checked against their columns), and the model's tokenizer or
-    processor. Loads no weights: what can fail before any generation fails here."""
+@dataclass
+class HeldOut:
+    """A held-out evaluation prepared once, as plain data: the rows formatted for the model, their prompts (rendered
+    texts; image+text prompts as they are), the scorer that judges them, the tokenizer or processor, and how
+    completions are drawn. ``score`` runs it on a model, as often as asked: a reproduction scores its base and its
+    trained model on the same one."""
+
+    task: str
+    rows: Any  # datasets.Dataset
+    prompts: list
+    images: list | None
+    scorer: str
+    processing_class: Any
+    sampling: Sampling
+    load: dict  # how the model it was prepared for loads: revision, trust_remote_code
+    backend: str = "auto"
+    batch_size: int = 16
+    strip: bool = False
+    progress: bool = True
+
+    def score(self, model_path: str, *, output: str | None = None, load: dict | None = None) -> dict:
+        """Generate for every row with ``model_path``, loaded with ``load`` (default: as the model the evaluation was
+        prepared for), score the completions in one call of the scorer, and return (and write to ``output``)
+        ``evaluate``'s result."""
+        from tinyzero_trl.rewards import REWARDS
+
+        load = self.load if load is None else load
+        strip, revision = self.strip, load.get("revision")
+        completions, backend = generate(model_path, self.processing_class, self.prompts, self.sampling,
+                                        images=self.images, backend=self.backend, batch_size=self.batch_size,
+                                        progress=self.progress, load=load)
+        test, sampling = self.rows, self.sampling
+        columns = [c for c in test.column_names if c not in ("prompt", "image")]  # images stay out of the JSON
+        rows = [{c: test[i][c] for c in columns} for i in range(len(completions))]
+        completions = [[s.strip() for s in samples] if strip else samples for samples in completions]
+        # One call for every completion of every row: a reward scores each completion against its own row alone.
+        flat = REWARDS[self.scorer]([s for samples in completions for s in samples],
+                                    **{c: [row[c] for row, samples in zip(rows, completions) for _ in samples]
+                                       for c in columns})
+        items, total, at = [], 0.0, 0
+        for row, samples in zip(rows, completions):
+            scores = [s if s is not None else 0.0 for s in flat[at:at + len(samples)]]
+            at += len(samples)
+            total += sum(scores) / len(scores)
+            items.append({**row, "completions": samples, "scores": scores})
+        result = {
+            "task": self.task, "model_path": str(model_path), "revision": revision, "backend": backend,
+            "scorer": self.scorer, "num_items": len(items), "num_samples": sampling.num_samples,
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
+            "max_new_tokens": sampling.max_new_tokens, "stop": list(sampling.stop),
+            "stop_token_ids": list(sampling.stop_token_ids), "strip": strip, "seed": sampling.seed,
+            "accuracy": total / len(items) if items else 0.0,
+            "pass_at_k": sum(any(s >= 1.0 for s in it["scores"]) for it in items) / len(items) if items else 0.0,
+            "items": items,
+        }
+        if output:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            write_json(Path(output), json.loads(json.dumps(result, default=str)))
+        return result
+
+
+def default_temperature(temperature: float | None, num_samples: int) -> float:
+    """``temperature``, or when unset 0 (greedy) for one sample and 1.0 for several."""
+    if temperature is None:
+        return 0.0 if num_samples == 1 else 1.0
+    return temperature
+
+
+def evaluation(task: str, model_path: str, *, backend: str = "auto", limit: int | None = None,
+               num_samples: int = 1, temperature: float | None = None, top_p: float = 1.0, top_k: int = 0,
+               max_new_tokens: int = 1024, stop: list[str] | None = None, stop_token_ids: list[int] | None = None,
+               strip: bool = False, batch_size: int = 16, data_overrides: dict | None = None, data: dict | None = None,
+               rewards=None, scorer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
+               seed: int = 0, progress: bool = True) -> HeldOut:
+    """The ``HeldOut`` evaluation of ``task`` for ``model_path``: the held-out rows formatted for the model (its
+    tokenizer or processor), their prompts rendered, the scorer checked against their columns, and the sampling
+    settings. Loads no weights: what can fail before any generation fails here. The arguments are ``evaluate``'s.
+    """
     from tinyzero_trl.data import get_task
     from tinyzero_trl.model.loading import check_model, load_processing_class
 
+    sampling = Sampling(num_samples=num_samples, temperature=default_temperature(temperature, num_samples),
+                        top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, stop=stop,
+                        stop_token_ids=stop_token_ids)
     spec = get_task(task)
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
     check_model(model_path, key="--model_path", **load)
@@ -104,23 +184,16 @@ def held_out_rows(task: str, model_path: str, *, data: dict | None = None, data_
     check_scorer(score_with, test.column_names, task)
     if limit is not None:
         test = test.select(range(min(limit, len(test))))
-    return test, score_with, processing_class
+    if spec.images:
+        prompts, images = test["prompt"], test["image"]
+    else:
+        prompts, images = prompt_texts(test["prompt"], getattr(processing_class, "tokenizer", processing_class)), None
+    return HeldOut(task=task, rows=test, prompts=prompts, images=images, scorer=score_with,
+                   processing_class=processing_class, sampling=sampling, load=load, backend=backend,
+                   batch_size=batch_size, strip=strip, progress=progress)
 
 
-def default_temperature(temperature: float | None, num_samples: int) -> float:
-    """``temperature``, or when unset 0 (greedy) for one sample and 1.0 for several."""
-    if temperature is None:
-        return 0.0 if num_samples == 1 else 1.0
-    return temperature
-
-
-def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | None = None,
-             num_samples: int = 1, temperature: float | None = None, top_p: float = 1.0, top_k: int = 0,
-             max_new_tokens: int = 1024, stop: list[str] | None = None, stop_token_ids: list[int] | None = None,
-             strip: bool = False, batch_size: int = 16,
-             data_overrides: dict | None = None, data: dict | None = None,
-             rewards=None, scorer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
-             output: str | None = None, seed: int = 0, progress: bool = True) -> dict:
+def evaluate(task: str, model_path: str, *, output: str | None = None, **arguments) -> dict:
     """Score ``model_path`` on ``task``'s test split; return (and optionally write) accuracy and per-item results.
 
     ``accuracy`` is the mean per-sample score (pass@1); with ``num_samples`` k > 1, ``pass_at_k`` is the share of
@@ -130,61 +203,6 @@ def evaluate(task: str, model_path: str, *, backend: str = "auto", limit: int | 
     mapping) picks the scorer for a model outside a run directory; ``revision`` and ``trust_remote_code`` load a
     hub model exactly as the trainer does. ``stop`` strings and ``stop_token_ids`` end a completion on both
     backends alike (``model.stopping``); ``strip`` scores each completion without its surrounding whitespace, as
-    oat-zero's evaluator does.
+    oat-zero's evaluator does. The arguments are ``evaluation``'s: it prepares, ``HeldOut.score`` runs.
     """
-    from tinyzero_trl.data import get_task
-    from tinyzero_trl.rewards import REWARDS
-
-    spec = get_task(task)
-    load = {"revision": revision, "trust_remote_code": trust_remote_code}
-    temperature = default_temperature(temperature, num_samples)
-    sampling = Sampling(num_samples=num_samples, temperature=temperature, top_p=top_p, top_k=top_k,
-                        max_new_tokens=max_new_tokens, seed=seed, stop=stop, stop_token_ids=stop_token_ids)
-    test, score_with, processing_class = held_out_rows(task, model_path, data=data, data_overrides=data_overrides,
-                                                       rewards=rewards, scorer=scorer, limit=limit, seed=seed, **load)
-    completions, backend = _generate(spec, model_path, processing_class, test, sampling, backend=backend,
-                                     batch_size=batch_size, progress=progress, load=load)
-    reward = REWARDS[score_with]
-    columns = [c for c in test.column_names if c not in ("prompt", "image")]  # images stay out of the JSON
-    items, total = [], 0.0
-    for i, samples in enumerate(completions):
-        samples = [s.strip() for s in samples] if strip else samples
-        row = {c: test[i][c] for c in columns}
-        scores = [s if s is not None else 0.0 for s in reward(samples, **{c: [row[c]] * len(samples) for c in columns})]
-        total += sum(scores) / len(scores)
-        items.append({**row, "completions": samples, "scores": scores})
-    result = {
-        "task": task, "model_path": str(model_path), "revision": revision, "backend": backend, "scorer": score_with,
-        "num_items": len(items), "num_samples": num_samples, "temperature": temperature, "top_p": top_p,
-        "top_k": top_k, "max_new_tokens": max_new_tokens, "stop": list(sampling.stop),
-        "stop_token_ids": list(sampling.stop_token_ids), "strip": strip, "seed": seed,
-        "accuracy": total / len(items) if items else 0.0,
-        "pass_at_k": sum(any(s >= 1.0 for s in it["scores"]) for it in items) / len(items) if items else 0.0,
-        "items": items,
-    }
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        write_json(Path(output), json.loads(json.dumps(result, default=str)))
-    return result
-
-
-def _generate(spec, model_path, processing_class, test, sampling, *, backend, batch_size, progress, load):
-    """Completions for every row of ``test`` and the backend that made them (image prompts: HF only)."""
-    from tinyzero_trl.evaluation import generation
-
-    backend = "hf" if spec.images else generation.pick_backend(backend)
-    if spec.images:
-        from transformers import AutoModelForImageTextToText
-
-        model = AutoModelForImageTextToText.from_pretrained(model_path, **load).eval()
-        return generation.generate_multimodal(model, processing_class, test["prompt"], test["image"], sampling,
-                                              batch_size=batch_size, progress=progress), backend
-    tokenizer = getattr(processing_class, "tokenizer", processing_class)
-    texts = generation.prompt_texts(test["prompt"], tokenizer)
-    if backend == "vllm":
-        return generation.generate_vllm(model_path, texts, sampling, **load), backend
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_path, **load).eval()
-    return generation.generate_hf(model, tokenizer, texts, sampling, batch_size=batch_size,
-                                  progress=progress), backend
+    return evaluation(task, model_path, **arguments).score(model_path, output=output)

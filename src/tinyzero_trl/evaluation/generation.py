@@ -278,6 +278,28 @@ def _vllm_child(request_file: str, result_file: str) -> None:
                                                            "completion_tokens": tokens}}, fh)
 
 
+def generate(model_path: str, processing_class, prompts: list, sampling: Sampling, *, images: list | None = None,
+             backend: str = "auto", batch_size: int = 16, progress: bool = True,
+             load: dict | None = None) -> tuple[list[list[str]], str]:
+    """Completions for every prompt (rendered texts; conversational ones with ``images``: HF only) from the model at
+    ``model_path``, loaded with ``load`` (revision, trust_remote_code), and the backend that made them."""
+    load = load or {}
+    backend = "hf" if images is not None else pick_backend(backend)
+    if images is not None:
+        from transformers import AutoModelForImageTextToText
+
+        model = AutoModelForImageTextToText.from_pretrained(model_path, **load).eval()
+        return generate_multimodal(model, processing_class, prompts, images, sampling, batch_size=batch_size,
+                                   progress=progress), backend
+    if backend == "vllm":
+        return generate_vllm(model_path, prompts, sampling, **load), backend
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)
+    model = AutoModelForCausalLM.from_pretrained(model_path, **load).eval()
+    return generate_hf(model, tokenizer, prompts, sampling, batch_size=batch_size, progress=progress), backend
+
+
 def pick_backend(backend: str) -> str:
     """``auto`` means vLLM when it is importable and a GPU is visible, else HF generate."""
     if backend != "auto":

@@ -1,6 +1,8 @@
 """A reproduction's evaluation protocol: held-out accuracy of the base model before training and of the trained
 model after it, under the folder's ``evaluate:`` settings, each recorded in ``summary.json`` as soon as it is
-known (a run interrupted during training keeps its base accuracy; a rerun measures nothing twice).
+known (a run interrupted during training keeps its base accuracy; a rerun measures nothing twice). Each phase is
+one call (``before``, ``after``) on one evaluation prepared once (``held_out``: rows, prompts, scorer), which the
+final evaluation reuses.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tinyzero_trl.run.summary import read_summary, update_summary
 
@@ -23,6 +26,7 @@ class Protocol:
     resolved: dict
     started: float = field(default_factory=time.time)
     _earlier: float | None = None  # wall seconds of earlier, interrupted attempts
+    _held: Any = None  # the HeldOut evaluation, prepared once (``held_out``)
 
     def arguments(self) -> tuple[str, dict]:
         """The task and the ``evaluate`` arguments of this protocol: the folder's settings, its ``data`` over the
@@ -73,26 +77,32 @@ class Protocol:
         wall = round((self._earlier or 0.0) + time.time() - self.started, 1)
         return update_summary(run_dir, reproduction=self.reproduction, **figures, wall_seconds=wall)
 
-    def _arguments(self, base: bool) -> tuple[str, dict, dict]:
-        """``(task, data, arguments)`` of ``evaluate`` under this protocol (``arguments`` less the rewards); the
-        base model loads as the trainer's."""
+    def _arguments(self) -> tuple[str, dict, dict]:
+        """``(task, data, arguments)`` of ``evaluate`` under this protocol, less the rewards."""
         task, args = self.arguments()
         data = args.pop("data")
         args.pop("rewards")
-        model = self.resolved["model"]
-        if base:
-            args.update(revision=model.get("revision"), trust_remote_code=bool(model.get("trust_remote_code")))
         return task, data, args
+
+    def held_out(self):
+        """The protocol's ``HeldOut`` evaluation, prepared on first use and kept: the held-out rows, their prompts
+        and the scorer are the same for the base and the trained model (the trained model keeps its base's
+        tokenizer), so the final evaluation reuses what the base evaluation loaded. It is prepared with the base
+        model's tokenizer, loaded as the trainer loads it (the recipe's revision and ``trust_remote_code``)."""
+        if self._held is None:
+            from tinyzero_trl.evaluation.evaluate import evaluation
+
+            task, data, args = self._arguments()
+            model = self.resolved["model"]
+            self._held = evaluation(task, model["name_or_path"], data=data, rewards=self.resolved["rewards"],
+                                    revision=model.get("revision"),
+                                    trust_remote_code=bool(model.get("trust_remote_code")), **args)
+        return self._held
 
     def check(self) -> None:
         """Load the held-out rows and check the scorer against them, as ``score`` of the base model would, without
         loading weights or generating (a rehearsal runs it before anything else)."""
-        from tinyzero_trl.evaluation.evaluate import held_out_rows
-
-        task, data, args = self._arguments(base=True)
-        keep = ("scorer", "limit", "seed", "revision", "trust_remote_code")
-        held_out_rows(task, self.resolved["model"]["name_or_path"], data=data, rewards=self.resolved["rewards"],
-                      **{k: v for k, v in args.items() if k in keep})
+        self.held_out()
 
     def score(self, model_path: str, output: Path, *, base: bool) -> float:
         """Greedy (or the protocol's) held-out accuracy of ``model_path`` on the run's own task data.
@@ -101,11 +111,9 @@ class Protocol:
         loads it; answers are scored by the accuracy reward behind the recipe's rewards (or the protocol's
         ``scorer``).
         """
-        from tinyzero_trl.evaluation.evaluate import evaluate
-
-        task, data, args = self._arguments(base)
-        result = evaluate(task, model_path, output=str(output), data=data, rewards=self.resolved["rewards"], **args)
-        print(f"[tinyzero-trl] {model_path}: {task} accuracy {result['accuracy']:.3f} on {result['num_items']} "
+        held = self.held_out()
+        result = held.score(model_path, output=str(output), load=None if base else {})  # the trained model: local
+        print(f"[tinyzero-trl] {model_path}: {held.task} accuracy {result['accuracy']:.3f} on {result['num_items']} "
               "items", flush=True)
         return result["accuracy"]
 
@@ -114,7 +122,7 @@ def evaluate_defaults() -> dict:
     """``evaluate``'s keyword arguments and their defaults (what a protocol leaves unset runs with)."""
     import inspect
 
-    from tinyzero_trl.evaluation.evaluate import evaluate
+    from tinyzero_trl.evaluation.evaluate import evaluation
 
-    return {name: p.default for name, p in inspect.signature(evaluate).parameters.items()
-            if p.kind is p.KEYWORD_ONLY}
+    return {**{name: p.default for name, p in inspect.signature(evaluation).parameters.items()
+               if p.kind is p.KEYWORD_ONLY}, "output": None}

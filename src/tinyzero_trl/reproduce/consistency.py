@@ -5,7 +5,7 @@ produce?
 metric the recipe never logs, a summary figure nobody writes, an evaluation block for another task, or a reference
 step the run stops before, fails in a second with one line naming the check, not after hours of GPU time when
 ``verify`` cannot judge the run. What needs the data (the evaluation scorer against the held-out rows' columns)
-is checked by ``evaluation.evaluate.held_out_rows`` before any generation.
+is checked by ``evaluation.evaluate.evaluation`` before any generation.
 """
 
 from __future__ import annotations

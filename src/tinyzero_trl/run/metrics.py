@@ -1,7 +1,7 @@
 """metrics.jsonl, read: one JSON object per logged step, and the series verify, record and curves draw from it.
 
 Only the standard library: ``verify`` reads a run without loading torch or transformers. The writer, a
-``TrainerCallback``, lives in ``train/callbacks.py``.
+``TrainerCallback``, lives in ``train/callbacks.py``. ``read_curves`` is the one read a plot of a run needs.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 METRICS_FILE = "metrics.jsonl"
@@ -89,3 +90,33 @@ def run_rewards(run_dir: str | os.PathLike) -> list[str]:
         if key.startswith("rewards/") and key.endswith("/mean") and key[8:-5] not in names:
             names.append(key[8:-5])
     return names
+
+
+def moving_means(series: list[tuple[int, float]], window: int) -> list[float]:
+    """``window_mean(series, step, window)`` at each logged step of ``series``, in one pass."""
+    values = [v for _, v in series]
+    return [sum(values[max(i + 1 - window, 0):i + 1]) / len(values[max(i + 1 - window, 0):i + 1])
+            for i in range(len(values))]
+
+
+@dataclass(frozen=True)
+class Curves:
+    """What a run logged, as a plot draws it: its rewards (``run_rewards``), the last logged step, and each metric's
+    series (``metric_series``) with its moving mean over ``window`` steps (``window_mean`` at each step)."""
+
+    rewards: list[str]
+    last_step: int | None
+    series: dict[str, list[tuple[int, float]]]
+    means: dict[str, list[float]]
+
+
+def read_curves(run_dir: str | os.PathLike, window: int) -> Curves:
+    """Read a run's ``metrics.jsonl`` (leniently, as a run still writing it may have cut a line) and its rewards
+    once, into ``Curves``."""
+    run_dir = Path(run_dir)
+    rows = read_metrics(run_dir / METRICS_FILE, strict=False)
+    names = dict.fromkeys(key for row in rows for key in row if key != "step")
+    series = {name: metric_series(rows, name) for name in names}
+    return Curves(rewards=run_rewards(run_dir), last_step=rows[-1]["step"] if rows else None,
+                  series={name: s for name, s in series.items() if s},
+                  means={name: moving_means(s, window) for name, s in series.items() if s})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinyzero_trl.rewards import ACCURACY_OF, training_accuracy
-from tinyzero_trl.run.metrics import METRICS_FILE, metric_series, read_metrics, run_rewards, window_mean
+from tinyzero_trl.run.metrics import METRICS_FILE, read_curves
 from tinyzero_trl.run.summary import read_summary
 
 # How the first panel names a run's accuracy reward (1 for a correct answer): the training accuracy.
@@ -40,25 +40,23 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    shown = panels(run_rewards(next(iter(runs.values()))) if runs else [])
+    logged = {label: read_curves(run_dir, SMOOTH) for label, run_dir in runs.items()}  # each run read once
+    shown = panels(next(iter(logged.values())).rewards if logged else [])
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), dpi=100)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (label, run_dir) in enumerate(runs.items()):
-        run_dir = Path(run_dir)
-        rows = read_metrics(run_dir / METRICS_FILE, strict=False)
-        summary = read_summary(run_dir)
+        curves, summary = logged[label], read_summary(run_dir)
         color = colors[k % len(colors)]
         for ax, (metric, _) in zip(axes, shown):
-            series = metric_series(rows, metric)
-            if not series:
+            if metric not in curves.series:
                 continue
-            steps, values = zip(*series)
+            steps, values = zip(*curves.series[metric])
             ax.plot(steps, values, color=color, alpha=0.2, lw=0.8, label=f"{label}: each step")
-            ax.plot(steps, [window_mean(series, s, SMOOTH) for s in steps], color=color, lw=1.8,
+            ax.plot(steps, curves.means[metric], color=color, lw=1.8,
                     label=f"{label}: mean of the last {SMOOTH} steps",
                     marker="o" if len(steps) == 1 else None)  # a line through one point draws nothing
-        if "base_accuracy" in summary and "final_accuracy" in summary and rows:
-            last = rows[-1]["step"]
+        if "base_accuracy" in summary and "final_accuracy" in summary and curves.last_step is not None:
+            last = curves.last_step
             # Two measurements, before and after: two points, no line (a line would read as measured between).
             axes[0].plot([0, last], [summary["base_accuracy"], summary["final_accuracy"]], "D", ls="none",
                          color=color, ms=6, label=f"{label}: held-out greedy, step 0 and {last}: "
