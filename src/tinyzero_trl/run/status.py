@@ -39,6 +39,12 @@ def update_status(run_dir: str | os.PathLike, **fields) -> dict:
     return status
 
 
+def mark_running(run_dir: str | os.PathLike, **fields) -> dict:
+    """Record that this process trains ``run_dir`` from now on: ``running``, no error, the process and a first
+    heartbeat (``this_process``), and ``fields``, in one write."""
+    return update_status(run_dir, status="running", error=None, **this_process(), **fields)
+
+
 def _process_start(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (Linux), which tells a live process from a later one reusing its pid."""
     try:

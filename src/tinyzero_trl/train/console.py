@@ -86,6 +86,13 @@ class StepLines(ProgressCallback):
             super().on_train_end(args, state, control, **kwargs)
 
 
+def attach(trainer, rewards: list[str], metrics_file: str) -> None:
+    """What the console shows of a training run, set up on ``trainer`` at once: ``use_step_lines`` and
+    ``quiet_tied_weights``."""
+    use_step_lines(trainer, rewards, metrics_file)
+    quiet_tied_weights(trainer)
+
+
 def use_step_lines(trainer, rewards: list[str], metrics_file: str) -> None:
     """Replace transformers' dict-printing callbacks on ``trainer`` with ``StepLines``, unless ``verbose()``."""
     if verbose():

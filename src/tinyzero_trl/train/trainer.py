@@ -23,9 +23,9 @@ from tinyzero_trl.run.environment import ENV_FILE, environment
 from tinyzero_trl.run.files import write_json
 from tinyzero_trl.run.metrics import METRICS_FILE
 from tinyzero_trl.run.secrets import is_secret, placeholder
-from tinyzero_trl.run.status import HEARTBEAT_SECONDS, this_process, update_status
+from tinyzero_trl.run.status import HEARTBEAT_SECONDS, mark_running, this_process, update_status
+from tinyzero_trl.train import console
 from tinyzero_trl.train.callbacks import MetricsCallback, StopAtStep
-from tinyzero_trl.train.console import quiet_tied_weights, use_step_lines
 from tinyzero_trl.train.health import HealthCallback, with_identical_groups
 
 
@@ -108,8 +108,7 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
                           "use training.vllm_mode=colocate") from err
     if not args.use_vllm and (stops.strings or stops.token_ids):
         stop_hf_generation(trainer, stops, tokenizer)
-    use_step_lines(trainer, list(cfg.rewards), str(cfg.output_dir / METRICS_FILE))
-    quiet_tied_weights(trainer)
+    console.attach(trainer, list(cfg.rewards), str(cfg.output_dir / METRICS_FILE))
     keep_tokens_out_of_saves(trainer)
     return trainer
 
@@ -183,20 +182,18 @@ def train(cfg: RunConfig) -> Path:
     state = PartialState(cpu=bool(cfg.training.use_cpu))
     out = cfg.output_dir
     heartbeat = _Heartbeat(out)
+    checkpoint = None if cfg.fresh else latest_checkpoint(out)
     if state.is_main_process:
         write_json(out / ENV_FILE, environment())
-        update_status(out, status="running", error=None, **this_process())
+        mark_running(out, resumed_from=checkpoint)
         heartbeat.start()
     signal.signal(signal.SIGTERM, _raise_interrupted)
     trainer = None
     try:
-        checkpoint = None if cfg.fresh else latest_checkpoint(out)
         trainer = build_trainer(cfg, state, checkpoint)
         heartbeat.trainer = trainer
-        if state.is_main_process:
-            update_status(out, resumed_from=checkpoint)
-            if checkpoint:
-                print(f"[tinyzero-trl] resuming from {checkpoint}")
+        if state.is_main_process and checkpoint:
+            print(f"[tinyzero-trl] resuming from {checkpoint}")
         trainer.train(resume_from_checkpoint=checkpoint)
         _ours(trainer, HealthCallback).raise_if_stopped()
         trainer.save_model(str(out))
