@@ -78,12 +78,13 @@ def check_scorer(score_with: str, columns: list[str], task: str) -> None:
 
     params = inspect.signature(REWARDS[score_with]).parameters.values()
     reads = [p.name for p in params if p.name != "completions" and p.kind is not p.VAR_KEYWORD]
+    if reads and set(reads) & set(columns):
+        return
     suggest = f"; {task}'s own: {', '.join(get_task(task).scorer_rewards) or 'none registered'}"
     if not reads:
         raise UserError(f"scorer {score_with!r} judges no answer (it reads no gold column of the rows){suggest}")
-    if not set(reads) & set(columns):
-        raise UserError(f"scorer {score_with!r} reads {reads}, which the {task} task's held-out rows lack (they have "
-                        f"{[c for c in columns if c not in ('prompt', 'image')]}){suggest}")
+    raise UserError(f"scorer {score_with!r} reads {reads}, which the {task} task's held-out rows lack (they have "
+                    f"{[c for c in columns if c not in ('prompt', 'image')]}){suggest}")
 
 
 @dataclass

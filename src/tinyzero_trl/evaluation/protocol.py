@@ -27,6 +27,7 @@ class Protocol:
     started: float = field(default_factory=time.time)
     _earlier: float | None = None  # wall seconds of earlier, interrupted attempts
     _held: Any = None  # the HeldOut evaluation, prepared once (``held_out``)
+    _summary: dict | None = None  # summary.json as ``before`` read it and ``_record`` last wrote it
 
     def arguments(self) -> tuple[str, dict]:
         """The task and the ``evaluate`` arguments of this protocol: the folder's settings, its ``data`` over the
@@ -59,23 +60,26 @@ class Protocol:
 
     def before(self, run_dir: Path) -> None:
         """Evaluate the base model unless ``summary.json`` already has its accuracy."""
-        summary = read_summary(run_dir)
+        summary = self._summary = read_summary(run_dir)
         self._earlier = float(summary.get("wall_seconds") or 0)
         if "base_accuracy" not in summary:
             accuracy = self.score(self.resolved["model"]["name_or_path"], run_dir / "eval_base.json", base=True)
             self._record(run_dir, base_accuracy=accuracy)
 
     def after(self, run_dir: Path) -> dict:
-        """Evaluate the trained model unless ``summary.json`` already has its accuracy; return the summary."""
-        summary = read_summary(run_dir)
+        """Evaluate the trained model unless ``summary.json`` already has its accuracy; return the summary (as
+        ``before`` read or this protocol last wrote it)."""
+        summary = read_summary(run_dir) if self._summary is None else self._summary
         if "final_accuracy" in summary:
             return summary
         accuracy = self.score(str(run_dir), run_dir / "eval_final.json", base=False)
         return self._record(run_dir, final_accuracy=accuracy)
 
     def _record(self, run_dir: Path, **figures) -> dict:
+        """The one write of ``summary.json``: ``figures``, the reproduction and the wall time so far."""
         wall = round((self._earlier or 0.0) + time.time() - self.started, 1)
-        return update_summary(run_dir, reproduction=self.reproduction, **figures, wall_seconds=wall)
+        self._summary = update_summary(run_dir, reproduction=self.reproduction, **figures, wall_seconds=wall)
+        return self._summary
 
     def _arguments(self) -> tuple[str, dict, dict]:
         """``(task, data, arguments)`` of ``evaluate`` under this protocol, less the rewards."""

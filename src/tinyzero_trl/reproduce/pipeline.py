@@ -55,6 +55,7 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     from tinyzero_trl.verification.curves import plot_curves
 
     out = prepared.output_dir
-    print(f"[tinyzero-trl] summary: {outcome.after or {}}")  # the protocol's summary.json, as it wrote it
-    print(f"[tinyzero-trl] curves: {plot_curves({name: out}, out / 'curves.png', title=name)}")
+    summary = outcome.after or {}  # the protocol's summary.json, as it wrote it
+    print(f"[tinyzero-trl] summary: {summary}")
+    print(f"[tinyzero-trl] curves: {plot_curves({name: out}, out / 'curves.png', title=name, summaries={name: summary})}")
     return 0

@@ -28,11 +28,13 @@ def panels(rewards: list[str]) -> list[tuple[str, str]]:
             ("completions/mean_length", "mean response length (tokens)")]
 
 
-def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") -> Path:
+def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "",
+                summaries: dict[str, dict] | None = None) -> Path:
     """Draw the ``panels`` of the first run's rewards for each run (label -> run directory) into ``path``.
 
-    Each run's held-out greedy accuracy before and after training (``summary.json``) is marked on the first
-    panel when the run has one, so the training curve and the headline numbers are read together.
+    Each run's held-out greedy accuracy before and after training (``summary.json``; ``summaries``, label ->
+    summary, when the caller holds them already) is marked on the first panel when the run has one, so the
+    training curve and the headline numbers are read together.
     """
     import matplotlib
 
@@ -45,7 +47,9 @@ def plot_curves(runs: dict[str, str | Path], path: str | Path, title: str = "") 
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), dpi=100)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (label, run_dir) in enumerate(runs.items()):
-        curves, summary = logged[label], read_summary(run_dir)
+        curves = logged[label]
+        summary = (summaries or {}).get(label)
+        summary = read_summary(run_dir) if summary is None else summary
         color = colors[k % len(colors)]
         for ax, (metric, _) in zip(axes, shown):
             if metric not in curves.series:
