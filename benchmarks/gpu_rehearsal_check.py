@@ -112,7 +112,7 @@ def overrides(name: str, model_dir: str, out: Path, *, cpu: bool, vllm: bool) ->
 
 
 def check(name: str, work: Path, *, cpu: bool, dry_run: bool) -> dict:
-    from tinyzero_trl.launch.plan import prepare, render
+    from tinyzero_trl.launch.plan import prepare
     from tinyzero_trl.launch.run import run
     from tinyzero_trl.reproduce.folders import Reproduction
     from tinyzero_trl.reproduce.rehearsal import environment
@@ -128,7 +128,7 @@ def check(name: str, work: Path, *, cpu: bool, dry_run: bool) -> dict:
     args, changes = overrides(name, model_dir, out, cpu=cpu, vllm=plan.vllm and not cpu)
     accelerate = repro.accelerate if importlib.util.find_spec("deepspeed") else "ddp"
     real = prepare(repro.hydra_overrides(out, []), **repro.launch_options())
-    real_memory = memory_line(render(real))
+    real_memory = memory_line(real.text)
     print(f"== {name}: stand-in of {plan.model} at {'the rehearsal' if cpu else 'full'} size; changes: {changes}; "
           f"accelerate {accelerate} on 1 process", flush=True)
     if dry_run:
@@ -140,7 +140,7 @@ def check(name: str, work: Path, *, cpu: bool, dry_run: bool) -> dict:
     built = time.time() - started
     with environment({**plan.env, "VLLM_CPU_KVCACHE_SPACE": "1"}):
         prepared = prepare(args, accelerate=accelerate, num_processes=1, cpu=cpu)
-        ours = memory_line(render(prepared))
+        ours = memory_line(prepared.text)
         peak = PeakMemory()
         peak.start()
         outcome = run(prepared)
