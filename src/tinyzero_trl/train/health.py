@@ -3,7 +3,8 @@ does not log.
 
 ``HealthCallback`` prints a rule's line once, when it fires, and records it in ``run.json`` (``health``: rule ->
 step and line). With ``stop_without_signal=N`` it also ends a run whose every group had the same reward for N
-logged steps in a row; ``trainer.train`` then fails the run with one line (exit 1) instead of saving it.
+logged steps in a row (``stopped`` holds the line); ``trainer.train`` then fails the run with it
+(``NoLearningSignal``, exit 1) instead of saving it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from tinyzero_trl.errors import NoLearningSignal
 from tinyzero_trl.run.health import FLAT, IDENTICAL, RULES, Monitor, identical_groups
 from tinyzero_trl.run.metrics import METRICS_FILE, read_metrics
-from tinyzero_trl.run.status import read_status, update_status
+from tinyzero_trl.run.status import update_status
 
 
 def with_identical_groups(func):
@@ -60,7 +60,7 @@ class HealthCallback(TrainerCallback):
                     self.monitor.observe(row)
         self.recorded = {f.rule: {"step": f.step, "line": f.line} for f in self.monitor.fired.values()}
         # A trainer built outside a claimed run directory (a test, a notebook) has none yet: nothing to record then.
-        if is_writer and self.out.is_dir() and read_status(self.out).get("health") != self.recorded:
+        if is_writer and self.out.is_dir():
             # {} says "monitored, nothing fired"; a resumed run drops the findings of steps it trains again
             update_status(self.out, health=self.recorded)
 
@@ -77,11 +77,6 @@ class HealthCallback(TrainerCallback):
             self.stopped = no_signal_message(state.global_step, limit)
             control.should_training_stop = True
         return control
-
-    def raise_if_stopped(self) -> None:
-        """Raise ``NoLearningSignal`` when this callback stopped the run."""
-        if self.stopped:
-            raise NoLearningSignal(self.stopped)
 
 
 def no_signal_message(step: int, limit: int) -> str:

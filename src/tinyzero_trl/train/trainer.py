@@ -16,7 +16,7 @@ from pathlib import Path
 from accelerate import PartialState
 
 from tinyzero_trl.config.schema import RunConfig
-from tinyzero_trl.errors import ConfigError
+from tinyzero_trl.errors import ConfigError, NoLearningSignal
 from tinyzero_trl.model.stopping import Stops, stop_settings
 from tinyzero_trl.run.claim import checkpoint_step, latest_checkpoint
 from tinyzero_trl.run.environment import ENV_FILE, environment
@@ -195,7 +195,9 @@ def train(cfg: RunConfig) -> Path:
         if state.is_main_process and checkpoint:
             print(f"[tinyzero-trl] resuming from {checkpoint}")
         trainer.train(resume_from_checkpoint=checkpoint)
-        _ours(trainer, HealthCallback).raise_if_stopped()
+        stopped = _ours(trainer, HealthCallback).stopped  # the health rules ended a run with no signal
+        if stopped:
+            raise NoLearningSignal(stopped)
         trainer.save_model(str(out))
     except BaseException as err:
         heartbeat.stop()
