@@ -194,6 +194,16 @@ def _digest(layout: Layout) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _stamped_digest(stamp: Path) -> str | None:
+    """The digest a mirror's stamp records; None when there is none to trust (missing, unreadable, cut short by a
+    crash mid-write): the mirror is then written again."""
+    try:
+        data = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("digest") if isinstance(data, dict) else None
+
+
 def build_mirror(root: str | Path, dataset: str) -> Path:
     """``ROOT/OWNER/NAME``, the mirror of ``dataset``, written unless it already holds these very rows.
 
@@ -204,7 +214,7 @@ def build_mirror(root: str | Path, dataset: str) -> Path:
     folder = Path(root) / dataset
     digest = _digest(layout)
     stamp = folder.with_name(folder.name + STAMP_SUFFIX)
-    if stamp.is_file() and json.loads(stamp.read_text()).get("digest") == digest:
+    if _stamped_digest(stamp) == digest:
         return folder
     fresh = folder.with_name(folder.name + ".building")
     shutil.rmtree(fresh, ignore_errors=True)
