@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuda", action="store_true",
                         help="the CUDA image: built where its pinned base can be pulled, else its stack resolved "
                              "for its Python (cuda_stack.py); with --build always built")
+    parser.add_argument("--resolve-only", action="store_true",
+                        help="with --cuda: resolve its stack (cuda_stack.py) even where its base can be pulled, "
+                             "never build it (CI: the build takes ~9 min and ~10 GB)")
     parser.add_argument("--build", action="store_true",
                         help="with --cuda: build the CUDA image (on a substitute base where the pinned one cannot "
                              "be pulled) and run it: the checks, ds_report, countdown-tiny (cuda_build.py)")
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.build or args.wrong_pin) and not args.cuda:
         parser.error("--build and --wrong-pin go with --cuda")
+    if args.resolve_only and (args.build or args.wrong_pin or not args.cuda):
+        parser.error("--resolve-only goes with --cuda, and not with --build or --wrong-pin")
     args.state.mkdir(parents=True, exist_ok=True)
     report: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "timings_s": {}}
     t0 = time.monotonic()
@@ -200,12 +205,12 @@ def cpu_image(args, report: dict) -> None:
 
 
 def cuda_image(args, report: dict) -> None:
-    """The CUDA image: built and run (cuda_build.py) with --build, or where its pinned base can be pulled; else
-    its stack resolved for the real base's CPython 3.12 (cuda_stack.py), which is what it says."""
+    """The CUDA image: built and run (cuda_build.py) with --build, or where its pinned base can be pulled (unless
+    --resolve-only); else its stack resolved for the real base's CPython 3.12 (cuda_stack.py), which it says."""
     default = sources.build_arg_default(CUDA_DOCKERFILE, "BASE_IMAGE")
     t = time.monotonic()
-    if args.build or args.wrong_pin or (engine.reachable() and (sources.image_present(default)
-                                                          or sources.pull(default)[0])):
+    if args.build or args.wrong_pin or (not args.resolve_only and engine.reachable()
+                                        and (sources.image_present(default) or sources.pull(default)[0])):
         if args.build or not args.wrong_pin:
             build_and_run_cuda(args, report)
         for pin in args.wrong_pin:

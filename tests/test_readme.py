@@ -182,3 +182,12 @@ def test_the_slurm_submissions_gpu_and_cpu_use_settings_the_script_reads():
     env, args = cpu[0]
     assert env == {**test_slurm.CPU, "IMAGE": images.CPU}
     assert args[0] == "+countdown=grpo-tiny-base" and "model.name_or_path=/runs/tiny-base" in args
+
+
+def test_every_registered_reward_is_named_in_the_readme():
+    """The README's list of rewards is how users find the names a recipe can use; a reward added without a word
+    there (three were) is one they cannot find."""
+    from tinyzero_trl.rewards import REWARDS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert not [name for name in REWARDS if f"`{name}`" not in text]

@@ -112,7 +112,7 @@ def cmd_verify(args) -> int:
     verdict, rehearsal = judged.verdict, judged.rehearsal is not None
     if args.json:
         print(json.dumps({"reproduction": args.name, "verdict": verdict, "rehearsal": rehearsal,
-                          "run_dirs": args.run_dir, "checks": [r.__dict__ for r in judged.table]}, indent=2))
+                          "run_dirs": [str(d) for d in judged.run_dirs], "checks": [r.__dict__ for r in judged.table]}, indent=2))
     else:  # a rehearsal says so in its first line
         print("\n".join(filter(None, [judged.heading, format_table(judged.table)])))
         print(f"\n{args.name}{' REHEARSAL' if rehearsal else ''}: {verdict}   (report: {judged.report_dir / 'verify.md'})")

@@ -61,6 +61,18 @@ def test_every_recipe_sets_trl_116_changed_defaults_and_cites_a_source(recipe):
     validate(compose([f"+{recipe.parent.name}={recipe.stem}", *model, "++training.use_cpu=true"]))
 
 
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_seed_k_is_the_trainers_seed_in_every_recipe(recipe):
+    """`reproduce NAME seed=K` and `record NAME --seeds ...` set the top-level seed; a recipe that pins
+    training.seed would make them train with one seed whatever K is (five GPU recipes pinned 42)."""
+    composed = compose([f"+{recipe.parent.name}={recipe.stem}"])
+    model = [] if composed["model"]["name_or_path"] != "???" else ["model.name_or_path=/built/at/run/time"]
+    for seed in (7, 42):
+        cfg = validate(compose([f"+{recipe.parent.name}={recipe.stem}", *model, "++training.use_cpu=true",
+                                "training.output_dir=/tmp/x", f"seed={seed}"]))
+        assert cfg.training.seed == seed, f"{recipe.name}: seed={seed} trains with seed {cfg.training.seed}"
+
+
 def test_recipes_that_differ_in_a_few_lines_inherit_them():
     """The 0.5B/1.5B recipes are the 3B one with another model; the 72B one is Mini-R1's 3B with its scale."""
     root = RECIPES[0].parents[1]

@@ -309,3 +309,18 @@ def test_generate_seed_fixes_the_scenes_whatever_the_run_seed():
     b = load_task_data(cfg(generate=opts), None, seed=2)
     assert a["test"]["solution"] == b["test"]["solution"] and a["train"]["problem"] == b["train"]["problem"]
     assert [i.tobytes() for i in a["test"]["image"]] == [i.tobytes() for i in b["test"]["image"]]
+
+
+def test_a_scene_space_too_small_to_split_is_one_error_not_a_hang():
+    """grid 1, one object, one colour: 3 possible scenes, none of them held out, so no test scene exists; before,
+    the draw looped forever (a run hung before its first step)."""
+    with pytest.raises(DataError, match=r"no held-out scene in 10,000 draws .* too small to split"):
+        generate_shapes(2, grid=1, max_objects=1, colors=["red"], side="test")
+
+
+@pytest.mark.parametrize("key", ["side", "seeds", "num_samples"])
+def test_data_generate_names_a_key_it_cannot_take(key):
+    """side and num_samples belong to the splits (a TypeError from the generator's call before), and a typo is
+    named, with what is known."""
+    with pytest.raises(DataError, match=rf"^data\.generate\.{key}: not a setting .* known: .*max_objects"):
+        load_task_data(cfg(generate={key: 1}), None, seed=5)

@@ -218,7 +218,7 @@ def test_entrypoint_is_the_shared_script(dockerfile):
 def test_cuda_image_installs_pinned_vllm_and_deepspeed():
     text = CUDA.read_text(encoding="utf-8")
     constraints = (ROOT / "constraints.txt").read_text(encoding="utf-8")
-    assert "vllm==0.31.0" in constraints and "deepspeed==0.19.8" in constraints
+    assert re.search(r"^vllm==0\.31\.0$", constraints, re.M) and re.search(r"^deepspeed==0\.19\.8$", constraints, re.M)
     assert re.search(r"pip install [^\n]*-c constraints\.txt vllm\n", text), "vLLM not installed from constraints.txt"
     assert re.search(r"pip install [^\n]*-c constraints\.txt \. ", text), "project not installed (without extras)"
     assert env_of(CUDA).get("DS_BUILD_OPS") == "0"

@@ -328,3 +328,33 @@ def test_mounts_under_lists_deepest_first(mods, tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: table if str(self) == "/proc/self/mounts"
                         else real_read(self, *a, **k))
     assert mods["engine"].mounts_under(tmp_path) == [f"{tmp_path}/exec/netns/default", f"{tmp_path}/data"]
+
+
+@pytest.mark.parametrize("resolve_only, built", [(True, False), (False, True)])
+def test_resolve_only_never_builds_the_cuda_image_even_where_its_base_is_there(mods, monkeypatch, tmp_path,
+                                                                             resolve_only, built):
+    """CI passes --resolve-only: on a machine whose engine holds (or could pull) the CUDA base, e2e.py --cuda would
+    otherwise build the ~10 GB image (~9 min) and push CI past its hour."""
+    import types
+
+    sys.path.insert(0, str(DOCKER))
+    try:
+        e2e = importlib.import_module("e2e")
+    finally:
+        sys.path.remove(str(DOCKER))
+    calls = []
+    monkeypatch.setattr(e2e.engine, "reachable", lambda: True)
+    monkeypatch.setattr(e2e.sources, "image_present", lambda image: True)
+    monkeypatch.setattr(e2e, "build_and_run_cuda", lambda args, report: calls.append("build"))
+    monkeypatch.setitem(sys.modules, "cuda_stack",
+                        types.SimpleNamespace(resolve=lambda state, log: calls.append("resolve") or {}))
+    args = types.SimpleNamespace(build=False, wrong_pin=[], resolve_only=resolve_only, state=tmp_path)
+    e2e.cuda_image(args, {"timings_s": {}})
+    assert calls == (["build"] if built else ["resolve"])
+
+
+def test_resolve_only_goes_with_cuda_alone():
+    for extra in (["--cuda", "--build"], [], ["--cuda", "--wrong-pin", "vllm==0.30.0"]):
+        out = subprocess.run([sys.executable, str(DOCKER / "e2e.py"), "--resolve-only", *extra],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and "--resolve-only goes with --cuda" in out.stderr, (extra, out.stderr)

@@ -50,6 +50,13 @@ def test_a_check_that_could_never_be_judged_is_named(tmp_path, check, says):
     assert says in str(err.value)
 
 
+def test_a_metric_our_trainer_logs_can_be_checked(tmp_path):
+    """health/identical_groups is logged by our reward wrapper (train.health), not by trl: a check of it is
+    judged, not refused as never logged."""
+    repro = with_check(tmp_path, "math-1.5b", {"metric": "health/identical_groups", "rule": "report"})
+    check_folder(repro, resolved(repro))
+
+
 def test_an_evaluation_of_another_task_or_an_unknown_scorer_is_named(tmp_path):
     repro = Reproduction.load("math-1.5b")
     other = dataclasses.replace(repro, evaluate={**repro.evaluate, "task": "countdown"})

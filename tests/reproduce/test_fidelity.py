@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from tinyzero_trl.config import schema
+from tinyzero_trl.errors import UserError
 from tinyzero_trl.reproduce import fidelity
 from tinyzero_trl.reproduce.fidelity import (
     DEVIATION,
@@ -153,3 +154,9 @@ def test_the_command_checks_and_writes_the_readme(copied_root, tables):
     assert sync(tables["countdown-1.5b"], readme, write=True)
     assert readme_copy(readme, "countdown-1.5b") == section(tables["countdown-1.5b"])
     assert "| `learning_rate` | `1e-06` |" in readme.read_text()
+
+
+def test_a_folder_without_expected_json_is_one_line(copied_root):
+    (copied_root / "countdown-0.5b" / "expected.json").unlink()
+    with pytest.raises(UserError, match=r"countdown-0.5b/expected.json: unreadable reference"):
+        build("countdown-0.5b")

@@ -116,3 +116,14 @@ def test_a_math_dataset_without_a_problem_column_is_named(tmp_path, monkeypatch)
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
     with pytest.raises(DataError, match=r"knoveleng/open-rs \(split train\): missing column\(s\) \['problem'\]"):
         load_math("hub", name=name)
+
+
+def test_a_stamp_cut_short_by_a_crash_means_a_rebuild(tmp_path, monkeypatch):
+    """The stamp is written last; one left truncated (a full disk, a kill mid-write) is not trusted, not a crash."""
+    name = "knoveleng/open-rs"
+    folder = build_mirror(tmp_path, name)
+    stamp = folder.with_name(folder.name + ".mirror.json")
+    stamp.write_text('{"dataset": "knoveleng/op')
+    assert build_mirror(tmp_path, name) == folder
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
+    assert len(load_hub(name, split="train")) > 0 and stamp.read_text().endswith("}\n")

@@ -81,3 +81,16 @@ def test_reference_steps_map_onto_logged_rehearsal_steps():
     assert [rehearsal_step(s, record, [2, 4], "w") for s in (1, 100, 200, 225, 226, 450)] == [2, 2, 2, 2, 4, 4]
     with pytest.raises(UnusableRun, match="reference step 500 is past step 450, where the real run stops"):
         rehearsal_step(500, record, [2, 4], "w")
+
+
+def test_a_rehearsal_record_without_its_model_dir_is_one_line_exit_2(tmp_path, capsys):
+    """rehearsal.json is rebuilt into the plan from its model_dir; an older or edited one without it is refused in
+    one line (a KeyError traceback, exit 1, before)."""
+    out = tmp_path / "run"
+    write_run(out, tmp_path)
+    record = json.loads((out / "rehearsal.json").read_text())
+    del record["model_dir"]
+    (out / "rehearsal.json").write_text(json.dumps(record))
+    code = cli.main(["verify", NAME, "--run-dir", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "rehearsal.json: no model_dir" in err and "Traceback" not in err

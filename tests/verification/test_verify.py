@@ -132,6 +132,16 @@ def test_json_output(repro, tmp_path, capsys):
     assert out["verdict"] == "PASS" and len(out["checks"]) == 6
 
 
+def test_json_names_the_run_it_judged_when_none_was_given(repro, tmp_path, capsys, monkeypatch):
+    """Without --run-dir verify judges $TINYZERO_RUNS/NAME, and --json says which directory that was (scripts
+    that collect verdicts read it; it printed null)."""
+    monkeypatch.setenv("TINYZERO_RUNS", str(tmp_path / "runs"))
+    run = make_run(tmp_path / "runs" / "demo")
+    code = main(["verify", "demo", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["run_dirs"] == [str(run)]
+
+
 def test_only_reported_checks_are_unchecked_not_passed(repro, tmp_path, capsys):
     (repro / "expected.json").write_text(json.dumps({"checks": [
         {"metric": "rewards/acc/mean", "rule": "report", "window": 2, "source": "no number published"}]}))

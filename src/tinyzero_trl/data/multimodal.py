@@ -9,6 +9,7 @@ row, which TRL puts into the placeholder), and ``solution``, the bare gold answe
 from __future__ import annotations
 
 import hashlib
+import inspect
 import random
 import re
 from pathlib import Path
@@ -41,6 +42,7 @@ SHAPES = ("circle", "square", "triangle")
 QUESTIONS = ("all", "color", "shape")  # what a generated scene may be asked: every object, one color, one shape
 SIDES = ("train", "test")
 HELDOUT_SHARE = 5  # one scene in 5 (by a stable hash of its objects) is on the held-out side
+MAX_DRAWS = 10_000  # draws of a scene before its side is judged unreachable (a real space needs ~5)
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
@@ -90,12 +92,18 @@ def scene_is_heldout(objects) -> bool:
 def draw_scene(rng: random.Random, *, grid: int, min_objects: int, max_objects: int, colors, shapes,
                side: str | None = None) -> list[tuple[str, str, int]]:
     """A random scene of ``min_objects``..``max_objects`` ``(color, shape, cell)`` objects in distinct cells, on
-    ``side`` of the split (``"train"``, ``"test"``; None: either): scenes of the other side are drawn again."""
-    while True:
+    ``side`` of the split (``"train"``, ``"test"``; None: either): scenes of the other side are drawn again, up
+    to ``MAX_DRAWS`` times (a tiny scene space may hold no scene of one side at all: then a DataError, not a hang).
+    """
+    for _ in range(MAX_DRAWS):
         cells = rng.sample(range(grid * grid), rng.randint(min_objects, max_objects))
         objects = [(rng.choice(colors), rng.choice(shapes), cell) for cell in cells]
         if side is None or scene_is_heldout(objects) == (side == "test"):
             return objects
+    raise DataError(f"data.generate: no {'held-out' if side == 'test' else 'training'} scene in {MAX_DRAWS:,} draws "
+                    f"(grid={grid}, {min_objects}..{max_objects} objects, colors={list(colors)}, "
+                    f"shapes={list(shapes)}); one scene in {HELDOUT_SHARE} is held out, so the scene space is too "
+                    "small to split: raise grid or max_objects, or give more colors or shapes")
 
 
 def ask(objects, kind: str, rng: random.Random) -> tuple[str, int, str, str]:
@@ -225,6 +233,11 @@ def load_multimodal(data, processing_class=None, *, seed: int = 0) -> datasets.D
         if test_split is not None:
             raise DataError("data.test_split: generated scenes have no named splits; unset it")
         opts = dict(data.generate or {})
+        allowed = set(inspect.signature(generate_shapes).parameters) - {"num_samples", "side"}
+        unknown = sorted(set(opts) - allowed)
+        if unknown:
+            raise DataError(f"data.generate.{unknown[0]}: not a setting of the generated scenes (the sizes are "
+                            f"data.num_train/num_test, the sides come from the split); known: {', '.join(sorted(allowed))}")
         # data.generate.seed fixes the scenes whatever the run's seed (a miniature's held-out set stays the same).
         base_seed = opts.pop("seed", seed)
         n_train = data.num_train if data.num_train is not None else DEFAULT_NUM_TRAIN_GENERATED

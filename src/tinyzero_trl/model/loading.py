@@ -28,7 +28,12 @@ def check_model(name: str, *, revision: str | None = None, trust_remote_code: bo
         return
     from huggingface_hub import try_to_load_from_cache
 
-    if isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
+    try:
+        cached = try_to_load_from_cache(name, "config.json", revision=revision)
+    except ValueError as err:  # huggingface_hub's HFValidationError: neither a path nor a repo id ("a/b/c", spaces)
+        raise ConfigError(f"{key}={name}: no such model directory, and not a hub id ({err}). Give a local "
+                          "directory holding config.json, or a hub id such as Qwen/Qwen2.5-3B") from err
+    if isinstance(cached, str):
         return  # in the cache (HF_HOME): loading needs no network
     fix = ("Download it where the hub is reachable (it is cached in HF_HOME), or point model.name_or_path at a "
            "local directory.")

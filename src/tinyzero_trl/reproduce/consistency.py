@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from tinyzero_trl.errors import UnusableRun, UserError
+from tinyzero_trl.run.health import IDENTICAL
 
 # What trl 1.16.0's GRPOTrainer logs (trl/trainer/grpo_trainer.py: every ``self._metrics[mode][...]`` key, read from
 # the installed source; ``rewards/<name>/mean|std`` per reward function) and what transformers' Trainer adds to every
@@ -29,6 +30,7 @@ TRL_METRICS = frozenset({
     "tools/failure_frequency", "vespo/phi_seq_mean",
     "loss", "grad_norm", "learning_rate", "epoch",
 })
+OUR_METRICS = frozenset({IDENTICAL})  # what our own trainer code logs beside trl's (train.health)
 SUMMARY_FIGURES = ("base_accuracy", "final_accuracy", "wall_seconds")  # what evaluation.protocol writes
 _REWARD_METRIC = re.compile(r"rewards/(?P<name>.+)/(?:mean|std)")
 
@@ -48,7 +50,7 @@ def check_metric(name: str, rewards: list[str], recipe: str, where: str) -> None
         if match["name"] not in rewards:
             raise UserError(f"{where}: metric {name!r} is never logged: recipe +{recipe} trains with rewards "
                             f"{rewards}, not {match['name']!r}; fix the check or the recipe")
-    elif name not in TRL_METRICS:
+    elif name not in TRL_METRICS and name not in OUR_METRICS:
         raise UserError(f"{where}: metric {name!r} is never logged: it is not one trl 1.16's GRPOTrainer logs (e.g. "
                         "completions/mean_length, reward, kl, or rewards/<reward>/mean)")
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from tinyzero_trl.errors import UserError
 from tinyzero_trl.reproduce.fidelity_fields import ABSENT_MEANS, INACTIVE, not_training_group
 from tinyzero_trl.reproduce.folders import Reproduction, reproductions_root
 from tinyzero_trl.run.files import read_yaml
+from tinyzero_trl.verification.expected import load_expected
 
 SOURCE_FILE = "source.yaml"
 LIBRARIES = "_sources"  # reproductions/_sources/LIBRARY.yaml: a library version's defaults, in trl 1.16 terms
@@ -257,7 +257,7 @@ def build(name: str) -> Table:
 
     repro = Reproduction.load(name)
     source = load_source(repro.folder)
-    expected = json.loads((repro.folder / "expected.json").read_text())
+    expected = load_expected(repro.folder / "expected.json")  # a missing or broken one: one line naming it
     prepared = prepare(repro.hydra_overrides(Path("runs") / name, []), **repro.launch_options())
     resolved, config = prepared.resolved, prepared.config.training
     table = Table(name, source["source"], source["harness"], rows={})

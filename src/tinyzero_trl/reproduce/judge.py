@@ -23,6 +23,7 @@ class Judgement:
     verdict: str
     table: list
     report_dir: Path
+    run_dirs: list[Path]
     rehearsal: dict | None = None
     heading: str | None = None
 
@@ -34,6 +35,9 @@ def rehearsal_pinned(repro: Reproduction, run_dir: Path, record: dict) -> tuple[
     from tinyzero_trl.config.compose import compose
     from tinyzero_trl.reproduce.rehearsal_plan import plan_rehearsal
 
+    if not isinstance(record.get("model_dir"), str):  # the stand-in's directory: the plan is rebuilt from it
+        raise UnusableRun(f"{run_dir / 'rehearsal.json'}: no model_dir (written by an older version, or edited); "
+                          "rehearse again into an empty directory")
     assets = Path(record["model_dir"]).parents[1]
     plan = plan_rehearsal(repro, run_dir, assets=assets, vllm=bool(record.get("vllm")))
     steps = {"real_last_step": plan.real_last_step, "last_step": plan.last_step}
@@ -59,4 +63,4 @@ def judge(name: str, run_dirs: list[str] | None = None, report_dir: str | None =
     where = Path(report_dir) if report_dir else (runs_root() / f"verify-{name}" if len(dirs) > 1 else dirs[0])
     verdict, table = verify_runs(repro.folder / "expected.json", dirs, pinned=pinned, not_pinned=free,
                                  report_dir=where, rehearsal=record)
-    return Judgement(verdict, table, where, record, heading(name, record) if record else None)
+    return Judgement(verdict, table, where, dirs, record, heading(name, record) if record else None)

@@ -2,8 +2,8 @@
 architecture class and the traits of its ``config.json``; and its real size, for the GPU check.
 
 Everything here was read from public copies of the hub files, not from the hub itself (unreachable from this
-project); ``/work/research/hub-layouts.md`` section 2 holds the notes, each fact with its source, and the sources
-are repeated beside each profile. Where a fact was not found, the profile says so (``unverified``).
+project); ``reproductions/_sources/hub-layouts.md`` section 2 holds the notes, each fact with its source, and
+the sources are repeated beside each profile. Where a fact was not found, the profile says so (``unverified``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ directory was claimed and ``config.yaml`` written before this runs (``train.entr
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import threading
 from pathlib import Path
@@ -22,7 +23,7 @@ from tinyzero_trl.run.claim import checkpoint_step, latest_checkpoint
 from tinyzero_trl.run.environment import ENV_FILE, environment
 from tinyzero_trl.run.files import write_json
 from tinyzero_trl.run.metrics import METRICS_FILE
-from tinyzero_trl.run.secrets import is_secret, placeholder
+from tinyzero_trl.run.secrets import placeholder
 from tinyzero_trl.run.status import HEARTBEAT_SECONDS, mark_running, this_process, update_status
 from tinyzero_trl.train import console
 from tinyzero_trl.train.callbacks import MetricsCallback, StopAtStep
@@ -95,6 +96,7 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
     args.generation_kwargs = {**rest, **{k: v for k, v in stops.vllm().items() if v}} if args.use_vllm else rest
     use_eval = str(args.eval_strategy) not in ("no", "IntervalStrategy.NO")
     ours = callbacks(cfg, is_writer=state.is_main_process, checkpoint=checkpoint)
+    hub_token_to_environment(args)  # before Trainer: it creates the hub repo with the token
     try:
         trainer = GRPOTrainer(model=cfg.model.name_or_path, reward_funcs=funcs, args=args,
                               train_dataset=splits["train"], eval_dataset=splits["test"] if use_eval else None,
@@ -109,7 +111,6 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
     if not args.use_vllm and (stops.strings or stops.token_ids):
         stop_hf_generation(trainer, stops, tokenizer)
     console.attach(trainer, list(cfg.rewards), str(cfg.output_dir / METRICS_FILE))
-    keep_tokens_out_of_saves(trainer)
     return trainer
 
 
@@ -129,23 +130,18 @@ def stop_hf_generation(trainer, stops: Stops, tokenizer) -> None:
         model.generate = functools.partial(type(model).generate, model, tokenizer=tokenizer)
 
 
-def keep_tokens_out_of_saves(trainer) -> None:
-    """Trainer pickles its arguments into every save (``training_args.bin`` beside the model and in each
-    checkpoint), ``hub_token`` included; while it saves, every token field of ``trainer.args`` reads as its
-    placeholder (``run.secrets``), and holds the real token again before anything is pushed to the hub."""
-    original = trainer._save
+def hub_token_to_environment(args) -> None:
+    """Move ``training.hub_token`` out of the arguments and into this process's ``HF_TOKEN``.
 
-    def save(*args, **kwargs):
-        tokens = {k: v for k, v in vars(trainer.args).items() if is_secret(k) and isinstance(v, str) and v}
-        for key in tokens:
-            setattr(trainer.args, key, placeholder(key))
-        try:
-            return original(*args, **kwargs)
-        finally:
-            for key, value in tokens.items():
-                setattr(trainer.args, key, value)
-
-    trainer._save = save
+    Trainer pickles its arguments into ``training_args.bin`` at every save and again in ``_push_from_checkpoint``,
+    which then uploads that folder to the hub: a token held in the arguments would be pushed with each checkpoint.
+    Held in ``HF_TOKEN`` instead (the variable huggingface_hub reads when a call passes no token), every upload
+    still authenticates and no pickle of the arguments can carry it.
+    """
+    token = getattr(args, "hub_token", None)
+    if isinstance(token, str) and token and token != placeholder("hub_token"):
+        os.environ["HF_TOKEN"] = token
+    args.hub_token = None
 
 
 class _Heartbeat(threading.Thread):

@@ -58,7 +58,7 @@ def check_summary(summary: dict, judged: set[str], run_dir: Path) -> None:
 
 
 # What may differ between two runs of one reproduction: where it ran, its seed, and how this machine launched it.
-NOT_PINNED = LAUNCH_ONLY_KEYS | {("seed",), ("training", "output_dir"), ("training", "use_cpu")}
+NOT_PINNED = LAUNCH_ONLY_KEYS | {("seed",), ("training", "seed"), ("training", "output_dir"), ("training", "use_cpu")}
 
 
 def check_recipe(saved: dict | None, pinned: dict, run_dir: Path, *, ignore: set = frozenset()) -> None:
