@@ -261,3 +261,12 @@ def test_accelerate_finds_nothing_to_default_on_a_cpu_launch(processes, caplog, 
         args, _, _ = _validate_launch_command(args)
     assert not [r for r in caplog.records if "were not passed" in r.getMessage()], caplog.text
     assert args.num_cpu_threads_per_process == max(psutil.cpu_count(logical=False) // processes, 1)
+
+
+def test_one_process_picks_a_free_port_unless_the_user_exported_one(monkeypatch):
+    """MASTER_PORT=0 lets trl pick a free port, so two one-process runs on one machine do not collide on accelerate's
+    29500; a MASTER_PORT the user exported is theirs (the plan's env is laid over os.environ at launch)."""
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    assert LaunchPlan(run_dir=CFG, num_processes=1, cpu=True).env["MASTER_PORT"] == "0"
+    monkeypatch.setenv("MASTER_PORT", "29600")
+    assert "MASTER_PORT" not in LaunchPlan(run_dir=CFG, num_processes=1, cpu=True).env

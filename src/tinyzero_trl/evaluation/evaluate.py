@@ -82,7 +82,9 @@ def check_scorer(score_with: str, columns: list[str], task: str) -> None:
         return
     suggest = f"; {task}'s own: {', '.join(get_task(task).scorer_rewards) or 'none registered'}"
     if not reads:
-        raise UserError(f"scorer {score_with!r} judges no answer (it reads no gold column of the rows){suggest}")
+        raise UserError(f"scorer {score_with!r} judges no answer (it reads no gold column of the rows: a scorer "
+                        f"names the columns it reads as parameters, e.g. def r(completions, solution, **kwargs))"
+                        f"{suggest}")
     raise UserError(f"scorer {score_with!r} reads {reads}, which the {task} task's held-out rows lack (they have "
                     f"{[c for c in columns if c not in ('prompt', 'image')]}){suggest}")
 

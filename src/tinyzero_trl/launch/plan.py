@@ -106,8 +106,10 @@ class LaunchPlan:
         if self.num_processes == 1 and not self.main_process_port:
             # One process gets no port from accelerate, and on CPU accelerate then sets MASTER_PORT=29500 for the
             # colocated vLLM engine's process group; "0" makes trl pick a free one (trl.trainer.utils
-            # ensure_master_addr_port), so two runs on one machine do not collide.
-            self.env.setdefault("MASTER_PORT", "0")
+            # ensure_master_addr_port), so two runs on one machine do not collide. A port the user exported is kept
+            # (the launch's environment is os.environ with this one laid over it).
+            if "MASTER_PORT" not in os.environ:
+                self.env.setdefault("MASTER_PORT", "0")
 
     def command(self) -> list[str]:
         """The argv of the launch: ``python -m accelerate.commands.launch [...] grpo.py --run RUN_DIR``."""
