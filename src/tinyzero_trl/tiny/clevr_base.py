@@ -31,7 +31,6 @@ way round), so the miniature asks about colors only; the shapes stay in the pict
 from __future__ import annotations
 
 import json
-import math
 import random
 import string
 import time
@@ -219,11 +218,7 @@ def pretrain_phase(model, processor, phase: dict, seed: int, progress: str) -> N
     tok.padding_side = "right"
     prompts: dict[str, str] = {}
     digits = torch.tensor(tok.convert_tokens_to_ids(list("0123456789")), dtype=torch.long)
-    opt = torch.optim.AdamW(model.parameters(), lr=phase["lr"], weight_decay=RECIPE["weight_decay"])
-    warm = phase["warmup"]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-    )
+    opt, sched = tiny_pretrain.phase_optimizer(model, phase, RECIPE["weight_decay"])
     t0 = time.time()
     for step in range(steps):
         docs = documents(bsz, rng, phase["think_frac"])
@@ -233,19 +228,9 @@ def pretrain_phase(model, processor, phase: dict, seed: int, progress: str) -> N
         batch = encode(processor, docs, prompts)
         labels = batch.pop("labels")
         logits = model(**batch).logits[:, :-1]
-        targets = labels[:, 1:]
-        token_loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                                       ignore_index=-100, reduction="none").view_as(targets)
-        weights = torch.where(torch.isin(targets, digits), phase.get("count_weight", 1.0), 1.0) * (targets != -100)
-        loss = (token_loss * weights).sum() / weights.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if progress and (step % 100 == 0 or step == steps - 1):
-            print(f"[tiny-base] {progress}: step {step + 1}/{steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
-                  flush=True)
+        loss = tiny_pretrain.weighted_token_loss(logits, labels[:, 1:], digits, phase.get("count_weight", 1.0))
+        tiny_pretrain.optimizer_step(model, opt, sched, loss)
+        tiny_pretrain.report(progress, step, steps, loss, t0)
     tok.padding_side = "left"
 
 

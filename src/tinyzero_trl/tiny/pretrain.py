@@ -192,11 +192,7 @@ def pretrain_phase(model, tokenizer, texts: list[str], rng: random.Random, phase
         rng.shuffle(group)
         batches.extend(group)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=phase["lr"], weight_decay=weight_decay)
-    warm = phase["warmup"]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-    )
+    opt, sched = phase_optimizer(model, phase, weight_decay)
     pad = tokenizer.pad_token_id
     weighted_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(weighted_tokens)), dtype=torch.long)
     t0 = time.time()
@@ -211,23 +207,54 @@ def pretrain_phase(model, tokenizer, texts: list[str], rng: random.Random, phase
             loss = model(input_ids=inp, attention_mask=mask.long(), labels=labels).loss
         else:
             logits = model(input_ids=inp, attention_mask=mask.long()).logits[:, :-1]
-            target_ids = labels[:, 1:]
-            token_loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), target_ids.reshape(-1), ignore_index=-100, reduction="none"
-            ).view_as(target_ids)
-            token_weight = torch.where(torch.isin(target_ids, weighted_ids), weight, 1.0)
-            token_weight = token_weight * (target_ids != -100)
-            loss = (token_loss * token_weight).sum() / token_weight.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if progress and (step % 100 == 0 or step == steps - 1):
-            print(
-                f"[tiny-base] {progress}: step {step + 1}/{steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
-                flush=True,
-            )
+            loss = weighted_token_loss(logits, labels[:, 1:], weighted_ids, weight)
+        optimizer_step(model, opt, sched, loss)
+        report(progress, step, steps, loss, t0)
+
+
+def phase_optimizer(model, phase: dict, weight_decay: float):
+    """AdamW at ``phase["lr"]`` with linear warmup over ``phase["warmup"]`` steps, then cosine to 0 at
+    ``phase["steps"]``: the schedule every tiny base's phases share."""
+    import torch
+
+    steps, warm = phase["steps"], phase["warmup"]
+    opt = torch.optim.AdamW(model.parameters(), lr=phase["lr"], weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
+    return opt, sched
+
+
+def weighted_token_loss(logits, targets, weighted_ids, weight: float):
+    """Mean next-token loss over ``targets`` (-100 ignored) where targets in ``weighted_ids`` count ``weight``
+    times: the digits of an answer are few tokens among many, and up-weighting them is what teaches the base to
+    get them right."""
+    import torch
+
+    token_loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="none"
+    ).view_as(targets)
+    token_weight = torch.where(torch.isin(targets, weighted_ids), weight, 1.0)
+    token_weight = token_weight * (targets != -100)
+    return (token_loss * token_weight).sum() / token_weight.sum()
+
+
+def optimizer_step(model, opt, sched, loss) -> None:
+    """Backward, clip the gradient norm at 1.0, step the optimizer and the schedule."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+
+
+def report(progress: str, step: int, steps: int, loss, t0: float) -> None:
+    """The build's progress line, every 100 steps and at a phase's last (nothing when ``progress`` is empty)."""
+    if progress and (step % 100 == 0 or step == steps - 1):
+        print(f"[tiny-base] {progress}: step {step + 1}/{steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
+              flush=True)
 
 
 def compare_with_packaged(out_dir: Path, packaged_dir: Path) -> tuple[bool, list[str]]:
