@@ -2,6 +2,7 @@
 what a reader of a run directory, a later launch on another host, or a person opening the files finds."""
 
 import datetime
+import json
 import os
 import socket
 import subprocess
@@ -185,3 +186,23 @@ def test_describe_unfinished_says_what_became_of_the_run_and_what_to_do(clock):
         "(no heartbeat)); rerun the same command to resume")
     assert describe_unfinished({"status": "running", "host": "elsewhere", "pid": 7, "heartbeat": clock - 1}) == (
         "is still running (process 7 on host elsewhere; last heartbeat 1 s ago)")
+
+
+def test_run_files_are_read_as_utf8_whatever_the_locale(tmp_path):
+    # A job started under a legacy locale (here C with Python's UTF-8 mode off: ASCII) still reads a hand-written
+    # config.yaml, a JSON file and metrics.jsonl holding non-ASCII text as the UTF-8 they are.
+    import tinyzero_trl
+
+    (tmp_path / "config.yaml").write_text("prompt: café\n", encoding="utf-8")
+    (tmp_path / "summary.json").write_text('{"note": "café"}\n', encoding="utf-8")
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "sample": "café"}\n', encoding="utf-8")
+    code = ("import json, sys; from pathlib import Path; from tinyzero_trl.run.files import read_json, read_yaml; "
+            "from tinyzero_trl.run.metrics import read_metrics; d = Path(sys.argv[1]); "
+            "print(json.dumps([read_yaml(d / 'config.yaml')['prompt'], read_json(d / 'summary.json')['note'], "
+            "read_metrics(d / 'metrics.jsonl')[0]['sample']]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(tinyzero_trl.__file__).parents[1]), "LC_ALL": "C", "LANG": "C",
+           "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == ["café"] * 3
