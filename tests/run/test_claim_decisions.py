@@ -139,7 +139,8 @@ def test_the_fresh_start_line_reaches_a_pipe_even_if_the_process_then_dies(tmp_p
     run = make_run(tmp_path / "run", metrics=True)
     code = ("import os, sys; from pathlib import Path; from tinyzero_trl.run.claim import start_run; "
             "start_run(Path(sys.argv[1]), {}, fresh=True); os._exit(0)")
-    env = {**os.environ, "PYTHONPATH": str(Path(tinyzero_trl.__file__).parents[1])}
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = str(Path(tinyzero_trl.__file__).parents[1])
     out = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, env=env,
                          timeout=60)
     assert out.returncode == 0, out.stderr
