@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,9 @@ def test_checkpoint_step_is_the_saved_step_and_zero_from_scratch():
 
 @pytest.fixture
 def frozen_clock(monkeypatch):
-    monkeypatch.setattr(claim_module.time, "strftime", lambda fmt: "20260101-120000")
+    # the code's own format, applied to a fixed moment: 2026-01-01 12:00:00
+    moment, strftime = time.struct_time((2026, 1, 1, 12, 0, 0, 3, 1, 0)), time.strftime
+    monkeypatch.setattr(claim_module.time, "strftime", lambda fmt: strftime(fmt, moment))
 
 
 def test_set_aside_moves_a_run_and_keeps_everything(tmp_path, frozen_clock):
@@ -96,10 +99,12 @@ def test_set_aside_moves_a_run_and_keeps_everything(tmp_path, frozen_clock):
 
 def test_set_aside_never_overwrites_an_earlier_one(tmp_path, frozen_clock):
     (tmp_path / "run.prev-20260101-120000").mkdir()
-    (tmp_path / "run.prev-20260101-120000-1").mkdir()
     run = make_run(tmp_path / "run", metrics=True)
-    assert set_aside(str(run)) == tmp_path / "run.prev-20260101-120000-2"
-    assert (tmp_path / "run.prev-20260101-120000-2" / "metrics.jsonl").is_file()
+    assert set_aside(str(run)) == tmp_path / "run.prev-20260101-120000-1"
+    make_run(run, checkpoints=(3,))
+    assert set_aside(run) == tmp_path / "run.prev-20260101-120000-2"
+    assert (tmp_path / "run.prev-20260101-120000-1" / "metrics.jsonl").is_file()
+    assert (tmp_path / "run.prev-20260101-120000-2" / "checkpoint-3").is_dir()
     assert not any((tmp_path / "run.prev-20260101-120000").iterdir())
 
 
@@ -186,6 +191,8 @@ def test_config_differences_sort_keys_of_mixed_types_and_skip_relaunch_settings(
     ({"global_step": 50, "num_train_epochs": 3.0}, {}, None, True),  # the default: 3 epochs
     ({"global_step": 50, "num_train_epochs": 2.9}, {}, None, False),
     ({"global_step": 50}, {}, None, False),
+    ({"global_step": 50}, {"num_train_epochs": 1}, None, False),  # no epochs recorded: none done
+    ({"global_step": 1}, {"max_steps": 1}, None, True),
     ({"global_step": 50, "num_train_epochs": 2.0}, {"max_steps": 0, "num_train_epochs": 2}, None, True),
 ])
 def test_target_reached(status, training, stop_at_step, reached):
