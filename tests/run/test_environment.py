@@ -55,12 +55,15 @@ def test_outside_a_checkout_the_commit_comes_from_the_environment(tmp_path, pack
     assert git_commit() is None
 
 
-def test_a_hanging_git_does_not_stop_the_run(monkeypatch):
-    def hang(*args, **kwargs):
+@pytest.mark.parametrize("hanging", ["rev-parse", "status"])
+def test_a_hanging_git_does_not_stop_the_run(monkeypatch, hanging):
+    def run(cmd, **kwargs):
         assert kwargs["timeout"] <= 30
-        raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
+        if hanging in cmd:
+            raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+        return subprocess.CompletedProcess(cmd, 0, stdout="abc\n", stderr="")
 
-    monkeypatch.setattr(env_module.subprocess, "run", hang)
+    monkeypatch.setattr(env_module.subprocess, "run", run)
     monkeypatch.setenv("TINYZERO_GIT_COMMIT", "from-env")
     assert git_commit() == "from-env"
 
