@@ -206,3 +206,20 @@ def test_run_files_are_read_as_utf8_whatever_the_locale(tmp_path):
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == ["café"] * 3
+
+
+# run.rehearsal
+
+
+def test_a_rehearsal_is_known_by_its_file_or_by_summary_json(tmp_path):
+    from tinyzero_trl.run.rehearsal import read_rehearsal, write_rehearsal
+
+    assert read_rehearsal(tmp_path) is None  # a run that is not a rehearsal
+    update_summary(tmp_path, rehearsal={"replaced": "model"})
+    assert read_rehearsal(str(tmp_path)) == {"replaced": "model"}  # rehearsal.json stripped, summary.json says so
+    write_rehearsal(str(tmp_path), {"replaced": "data"})
+    assert read_json(tmp_path / "rehearsal.json") == {"replaced": "data"}
+    assert read_rehearsal(tmp_path) == {"replaced": "data"}
+    update_summary(tmp_path, rehearsal={})
+    write_rehearsal(tmp_path, {})
+    assert read_rehearsal(tmp_path) is None
