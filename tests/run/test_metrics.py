@@ -99,3 +99,11 @@ def test_run_rewards_come_from_the_config_else_from_the_logged_means_in_order(tm
     assert run_rewards(tmp_path) == ["format_reward", "answer_reward"]
     (tmp_path / "config.yaml").write_text("rewards:\n  answer: {}\n  format: {}\n")
     assert run_rewards(tmp_path) == ["answer", "format"]
+
+
+def test_run_rewards_keeps_a_name_that_ends_another(tmp_path):
+    from tinyzero_trl.run.metrics import run_rewards
+
+    row = {"step": 1, "rewards/len/mean": 0.0, "rewards/xlen/mean": 1.0, "rewards/lens/mean": 2.0}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    assert run_rewards(tmp_path) == ["len", "xlen", "lens"]
