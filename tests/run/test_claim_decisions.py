@@ -61,8 +61,8 @@ def test_latest_checkpoint_is_the_highest_complete_step_by_number(tmp_path):
     (run / "checkpoint-final").mkdir()
     (run / "logs").mkdir()
     (run / "logs" / "trainer_state.json").write_text("{}")
-    (run / "zzzzzzzzzzz99").mkdir()  # 11 characters then digits: not a checkpoint
-    (run / "zzzzzzzzzzz99" / "trainer_state.json").write_text("{}")
+    (run / "zzzzzzzzzzz999").mkdir()  # 11 characters then digits: not a checkpoint
+    (run / "zzzzzzzzzzz999" / "trainer_state.json").write_text("{}")
     assert latest_checkpoint(run) == str(run / "checkpoint-100")  # 100 > 19 as numbers; 200 was cut off
     assert latest_checkpoint(str(run)) == str(run / "checkpoint-100")
 
