@@ -64,3 +64,60 @@ def test_read_curves_reads_a_run_once_with_the_one_smoothing(tmp_path):
     assert curves.series["rewards/r/mean"] == series
     assert curves.means["rewards/r/mean"] == [window_mean(series, s, 3) for s, _ in series]
     assert moving_means([], 3) == []
+
+
+def test_a_missing_file_asks_whether_the_run_started(tmp_path):
+    with pytest.raises(MetricsError) as err:
+        read_metrics(tmp_path / "metrics.jsonl")
+    assert str(err.value) == (f"{tmp_path / 'metrics.jsonl'}: no such file (has the run started? is this a run "
+                              "directory?)")
+
+
+def test_a_last_line_without_its_newline_was_cut_mid_write(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    for text, problem in [('{"step": 1}\n{"step": 2}', "2: line is not terminated (the file was cut mid-write)"),
+                          ('[1]\n', "1: each line must be a JSON object with an integer 'step'")]:
+        path.write_text(text)
+        with pytest.raises(MetricsError) as err:
+            read_metrics(path)
+        assert str(err.value) == f"{path}:{problem}"
+
+
+def test_blank_lines_and_lines_cut_by_a_crash_are_skipped_and_reading_goes_on(tmp_path):
+    # A resuming writer appends after the line a crash cut: the steps after it are the resumed run's.
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n\n{"step": 2, "lo{"step": 3}\n{"step": 4}\n')
+    assert [r["step"] for r in read_metrics(path, strict=False)] == [1, 4]
+    path.write_text('{"step": 1}\n\n{"step": 2}\n')
+    assert [r["step"] for r in read_metrics(path)] == [1, 2]
+
+
+def test_a_byte_that_is_not_utf8_does_not_lose_the_step(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1, "sample": "caf\xe9"}\n{"step": 2}\n')
+    rows = read_metrics(path)
+    assert [r["step"] for r in rows] == [1, 2] and rows[0]["sample"] == "caf\ufffd"
+
+
+def test_run_rewards_come_from_the_config_else_from_the_logged_means_in_order(tmp_path):
+    from tinyzero_trl.run.metrics import run_rewards
+
+    assert run_rewards(tmp_path) == []  # nothing yet
+    (tmp_path / "metrics.jsonl").write_text("")
+    assert run_rewards(tmp_path) == []
+    row = {"step": 1, "loss": 0.1, "rewards/format_reward/mean": 1.0, "rewards/format_reward/std": 0.0,
+           "kl/mean": 0.0, "rewards/answer_reward/mean": 0.5, "completions/mean": 3}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n" + '{"step": 2, "cut')
+    assert run_rewards(str(tmp_path)) == ["format_reward", "answer_reward"]
+    (tmp_path / "config.yaml").write_text("model: m\n")  # a config without rewards: the logged ones
+    assert run_rewards(tmp_path) == ["format_reward", "answer_reward"]
+    (tmp_path / "config.yaml").write_text("rewards:\n  answer: {}\n  format: {}\n")
+    assert run_rewards(tmp_path) == ["answer", "format"]
+
+
+def test_run_rewards_keeps_a_name_that_ends_another(tmp_path):
+    from tinyzero_trl.run.metrics import run_rewards
+
+    row = {"step": 1, "rewards/len/mean": 0.0, "rewards/xlen/mean": 1.0, "rewards/lens/mean": 2.0}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    assert run_rewards(tmp_path) == ["len", "xlen", "lens"]

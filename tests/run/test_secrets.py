@@ -84,3 +84,15 @@ def test_no_token_in_any_file_of_a_run_and_a_rerun_still_resumes(tiny_model, tmp
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and "already holds a completed run" in again.stdout, again.stderr[-2000:]
     assert _files_holding(out, [CLI_TOKEN, ENV_TOKEN, WANDB_KEY]) == []
+
+
+def test_every_token_override_is_redacted_whatever_its_prefix_depth_or_value():
+    assert redact_argv(["+hub_token=a", "~training.hub_token", "++x.y.api_token=b=c==", "+X_token=d",
+                        "+training.token_limit=5", "training.hub_token"]) == [
+        "+hub_token=<HUB_TOKEN>", "~training.hub_token", "++x.y.api_token=<API_TOKEN>", "+X_token=<X_TOKEN>",
+        "+training.token_limit=5", "training.hub_token"]
+
+
+def test_a_token_written_by_hand_in_config_yaml_is_kept():
+    resolved = {"training": {"hub_token": "hf_by_hand", "run_name": "<RUN_NAME>"}}
+    assert restore(resolved, {}) == resolved
