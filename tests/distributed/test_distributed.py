@@ -78,3 +78,25 @@ def test_two_machines_on_one_host(dist_model, tmp_path):
     checkpoint = out / "checkpoint-2"
     assert (checkpoint / "rng_state_0.pth").is_file() and (checkpoint / "rng_state_1.pth").is_file()
     assert_every_parameter_moved(dist_model, out)
+
+
+def test_two_processes_resume_from_a_checkpoint(dist_model, tmp_path):
+    """Two CPU processes stop at a checkpoint; the same command with a later max_steps resumes from it.
+
+    On multi-process CPU, transformers loads optimizer.pt with map_location=args.device, which accelerate sets to
+    the indexed device "cpu:0", a location torch.load cannot restore to (what a resubmitted 2-node CPU Slurm job
+    met); train.trainer.load_optimizer_on_cpu loads it to plain "cpu".
+    """
+    out = tmp_path / "run"
+    port = free_port()
+    args = ["--accelerate", "ddp", "--num-processes", "2", "--main-process-port", str(port),
+            *_overrides(dist_model, out), "training.save_steps=1"]
+    logs = [tmp_path / "first.log", tmp_path / "resumed.log"]
+    start = time.monotonic()
+    codes = wait_all([start_train([*args, "training.max_steps=1"], logs[0])], logs[:1])
+    assert codes == [0], logs[0].read_text(errors="replace")[-4000:]
+    assert (out / "checkpoint-1" / "optimizer.pt").is_file()
+    codes = wait_all([start_train([*args, "training.max_steps=2"], logs[1])], logs[1:])
+    print(f"two processes, run + resume: {time.monotonic() - start:.0f} s wall")
+    assert f"resuming from {out / 'checkpoint-1'}" in logs[1].read_text(errors="replace")
+    _check_run(out, logs, codes)

@@ -215,12 +215,6 @@ def test_two_nodes_train_over_gloo(jobs):
 
 
 CANCELLED: dict = {}  # what the scancel test leaves for the resubmission test
-# transformers 5.17 loads the optimizer state with map_location=args.device when world_size > 1, which on a
-# multi-process CPU run is torch.device("cpu", 0); torch 2.13 cannot map storages there. Every multi-process CPU
-# resume (2 machines here, 2 processes on one machine alike) stops at its first torch.load. The fix belongs in
-# the trainer (src/tinyzero_trl), which is being restructured elsewhere: until then this symptom is an expected
-# failure, and any other failure is a failure.
-CPU_RESUME_BUG = "don't know how to restore data location of torch.storage.UntypedStorage (tagged with cpu:0)"
 
 
 def test_scancel_leaves_the_run_interrupted_and_no_container(jobs):
@@ -248,7 +242,8 @@ def test_scancel_leaves_the_run_interrupted_and_no_container(jobs):
 
 def test_a_resubmission_resumes_from_the_last_checkpoint(jobs):
     """The same command again resumes from the checkpoint the cancelled job saved last, and no step is logged
-    twice (metrics.jsonl read strictly)."""
+    twice (metrics.jsonl read strictly). Two CPU processes, one per node: the optimizer state loads to "cpu", not
+    transformers' "cpu:0" (train.trainer.load_optimizer_on_cpu)."""
     if not CANCELLED:
         pytest.skip("needs the run the scancel test cancels")
     args, run, step = CANCELLED["args"], CANCELLED["run"], CANCELLED["step"]
@@ -257,9 +252,6 @@ def test_a_resubmission_resumes_from_the_last_checkpoint(jobs):
     TIMINGS["job_resumed"] = round(time.monotonic() - t0, 1)
     out = jobs.output(job)
     assert f"resuming from /runs/cancelled/checkpoint-{step}" in out, out[-4000:]
-    if rc != 0 and CPU_RESUME_BUG in out:
-        pytest.xfail("multi-process CPU resume: transformers' optimizer load with map_location=cpu:0 (see "
-                     "CPU_RESUME_BUG)")
     assert rc == 0, out[-4000:]
     status, _ = read_run(run)
     assert status["resumed_from"] and Path(status["resumed_from"]).name == f"checkpoint-{step}", status
