@@ -259,6 +259,52 @@ def test_a_resubmission_resumes_from_the_last_checkpoint(jobs):
     assert jobs.leftover_containers() == {}
 
 
+# When one node's training task fails, the other's ends within this bound: srun --kill-on-bad-exit=1 sends it
+# SIGTERM, its trap gives the container `docker stop -t 20`, and slurmstepd kills the task after KillWait (30 s).
+FAILED_NODE_BOUND = 90  # from the failing node's exit to the job gone, with room for two loaded cores
+
+
+def test_a_node_whose_launch_fails_ends_the_job_with_a_line_naming_it(jobs):
+    """The image is on node1 only (a node that missed the `docker load`, against the script's stated
+    assumption): node2's `docker run` fails at once, node1's trainer waits to be joined. srun's
+    --kill-on-bad-exit=1 ends node1's task within FAILED_NODE_BOUND, the script names node2, and no container is
+    left. Without the flag node1 waits for the rendezvous (torch's 600 s) and the test fails."""
+    only_node1 = f"{CPU['IMAGE']}-only-on-node1"
+    env = dict(os.environ, DOCKER_HOST=jobs.cluster.docker_host("node1"))
+    subprocess.run(["docker", "tag", CPU["IMAGE"], only_node1], env=env, check=True)
+    try:
+        since = time.time()
+        t0 = time.monotonic()
+        _, job = jobs.submit([*RECIPE, "training.max_steps=3", "training.output_dir=/runs/failed-node"], wait=False,
+                             IMAGE=only_node1)
+        out_file = jobs.shared / f"tinyzero-grpo-{job}.out"
+        failed = None
+        while job in jobs.cluster.jobs():
+            text = out_file.read_text(errors="replace") if out_file.is_file() else ""
+            if failed is None and "train.sbatch: machine rank 1 on node2 failed" in text:
+                failed = time.monotonic()
+            waited = time.monotonic() - (failed or t0)
+            if waited > (FAILED_NODE_BOUND if failed else 600):
+                subprocess.run(["scancel", job], env=jobs.cluster.env, check=False)
+                jobs.wait_gone(job, timeout=120)
+                pytest.fail(f"the job still ran {waited:.0f} s after node2 failed (bound {FAILED_NODE_BOUND} s); "
+                            f"cancelled:\n{jobs.output(job)[-3000:]}")
+            time.sleep(1)
+        gone = time.monotonic()
+        TIMINGS["job_failed_node"] = round(gone - t0, 1)
+        out = jobs.output(job)
+        assert failed is not None, out[-4000:]
+        TIMINGS["failed_node_to_job_gone"] = round(gone - failed, 1)
+        lines = [line for line in out.splitlines() if line.startswith("train.sbatch: machine rank")]
+        assert len(lines) == 1 and lines[0].startswith("train.sbatch: machine rank 1 on node2 failed (exit 125"), out
+        assert "srun --kill-on-bad-exit=1 stops the other nodes' trainers" in lines[0]
+        assert jobs.started("node1", since) == [f"tinyzero-{job}-train-0"]  # it started, and was stopped
+        assert jobs.started("node2", since) == []
+        assert jobs.leftover_containers() == {}
+    finally:
+        subprocess.run(["docker", "rmi", only_node1], env=env, check=False, capture_output=True)
+
+
 @pytest.mark.parametrize("nodes,vllm_nodes", [(1, "1"), (2, "2")])
 def test_a_node_list_without_a_training_node_exits_2_with_one_line(jobs, nodes, vllm_nodes):
     since = time.time()

@@ -67,7 +67,14 @@ def execute(plan: LaunchPlan, *, debug: bool = False, server_timeout: float = 18
                                       start_new_session=True)
             wait_for_server(plan.server_url(), server, timeout=server_timeout)
         print("[tinyzero-trl] " + plan.shell(), flush=True)
-        return supervise.run(plan.command(), {**os.environ, **plan.env, **(secrets or {})}, debug=debug)
+        tail = bytearray() if plan.num_machines > 1 else None
+        code, error = supervise.run(plan.command(), {**os.environ, **plan.env, **(secrets or {})}, debug=debug,
+                                    stderr_tail=tail)
+        if code != 0 and error is None and tail is not None:  # no rank reported: did a machine never join?
+            line = plan.join_failure(tail.decode("utf-8", "replace"))
+            if line:
+                error = {"code": EXIT_FAILED, "message": line}
+        return code, error
     finally:
         if server is not None:
             supervise.stop(server)
