@@ -179,11 +179,11 @@ class LaunchPlan:
         setting = f"${JOIN_WAIT_ENV}, default {JOIN_WAIT_SECONDS} s"
         again = ("mend that and start every machine's command again (a run with a checkpoint resumes from it)")
         if self.machine_rank == 0 and (found := _NOT_JOINED.findall(stderr)):
-            seconds, joined, total = (int(x) for x in found[-1])
+            _, joined, total = (int(x) for x in found[-1])  # torch's seconds: the wait rounded up, plus one
             missing = total - joined
             who = ("machine rank 1" if total == 2 else
                    f"{missing} of machine ranks 1-{total - 1} (torch does not say which)")
-            return (f"{who} never joined this launch: machine rank 0 waited {seconds} s for it at {main} ({setting}; "
+            return (f"{who} never joined this launch: machine rank 0 waited {join_wait()} s for it at {main} ({setting}; "
                     f"{joined} of {total} machines joined). Its own `tinyzero-trl train` output says why (it failed "
                     f"or was never started); {again}")
         if self.machine_rank != 0 and _NO_ANSWER.search(stderr):
