@@ -50,7 +50,7 @@ RECIPE = ["+countdown=grpo-tiny-base", "model.name_or_path=/runs/tiny-base", "tr
           "data.num_train=64", "data.num_test=8", "training.save_steps=1"]
 TIMINGS: dict[str, float] = {}
 # TINYZERO_SLURM_VLLM=0: no CPU+vLLM image (its build is ~15 min on 2 cores) and the VLLM_NODES=1 test skips; CI's
-# short step (.ci/run) runs the 2-node job and the node-list check only.
+# short step (.ci/run) runs the 2-node job, the node-list check and the failed node only.
 VLLM = os.environ.get("TINYZERO_SLURM_VLLM", "1") != "0"
 
 
@@ -266,7 +266,7 @@ FAILED_NODE_BOUND = 90  # from the failing node's exit to the job gone, with roo
 
 def test_a_node_whose_launch_fails_ends_the_job_with_a_line_naming_it(jobs):
     """The image is on node1 only (a node that missed the `docker load`, against the script's stated
-    assumption): node2's `docker run` fails at once, node1's trainer waits to be joined. srun's
+    assumption): node2's `docker run` fails at once, node1's trainer would wait to be joined. srun's
     --kill-on-bad-exit=1 ends node1's task within FAILED_NODE_BOUND, the script names node2, and no container is
     left. Without the flag node1 waits for the rendezvous (torch's 600 s) and the test fails."""
     only_node1 = f"{CPU['IMAGE']}-only-on-node1"
@@ -293,12 +293,15 @@ def test_a_node_whose_launch_fails_ends_the_job_with_a_line_naming_it(jobs):
         gone = time.monotonic()
         TIMINGS["job_failed_node"] = round(gone - t0, 1)
         out = jobs.output(job)
-        assert failed is not None, out[-4000:]
+        if failed is None:  # node2 failed and the job ended between two polls
+            failed = gone
         TIMINGS["failed_node_to_job_gone"] = round(gone - failed, 1)
         lines = [line for line in out.splitlines() if line.startswith("train.sbatch: machine rank")]
         assert len(lines) == 1 and lines[0].startswith("train.sbatch: machine rank 1 on node2 failed (exit 125"), out
         assert "srun --kill-on-bad-exit=1 stops the other nodes' trainers" in lines[0]
-        assert jobs.started("node1", since) == [f"tinyzero-{job}-train-0"]  # it started, and was stopped
+        # node1's container may have started or not when srun ended its task (node2 fails within a second):
+        # either way nothing is left of it
+        assert jobs.started("node1", since) in ([], [f"tinyzero-{job}-train-0"])
         assert jobs.started("node2", since) == []
         assert jobs.leftover_containers() == {}
     finally:
