@@ -30,13 +30,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_train(args: list[str], log: Path) -> subprocess.Popen:
-    """``tinyzero-trl train ARGS`` in its own process group, output to ``log``."""
+def start_train(args: list[str], log: Path, **env: str) -> subprocess.Popen:
+    """``tinyzero-trl train ARGS`` in its own process group (``env`` added to the tests' environment), output to
+    ``log``."""
     from support import ENV
 
     with open(log, "wb") as fh:
         return subprocess.Popen([sys.executable, "-m", "tinyzero_trl.cli", "train", *args], stdout=fh,
-                                stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+                                stderr=subprocess.STDOUT, env={**ENV, **env}, start_new_session=True)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

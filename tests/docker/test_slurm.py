@@ -50,7 +50,7 @@ RECIPE = ["+countdown=grpo-tiny-base", "model.name_or_path=/runs/tiny-base", "tr
           "data.num_train=64", "data.num_test=8", "training.save_steps=1"]
 TIMINGS: dict[str, float] = {}
 # TINYZERO_SLURM_VLLM=0: no CPU+vLLM image (its build is ~15 min on 2 cores) and the VLLM_NODES=1 test skips; CI's
-# short step (.ci/run) runs the 2-node job and the node-list check only.
+# short step (.ci/run) runs the 2-node job, the node-list check and the failed node only.
 VLLM = os.environ.get("TINYZERO_SLURM_VLLM", "1") != "0"
 
 
@@ -215,12 +215,6 @@ def test_two_nodes_train_over_gloo(jobs):
 
 
 CANCELLED: dict = {}  # what the scancel test leaves for the resubmission test
-# transformers 5.17 loads the optimizer state with map_location=args.device when world_size > 1, which on a
-# multi-process CPU run is torch.device("cpu", 0); torch 2.13 cannot map storages there. Every multi-process CPU
-# resume (2 machines here, 2 processes on one machine alike) stops at its first torch.load. The fix belongs in
-# the trainer (src/tinyzero_trl), which is being restructured elsewhere: until then this symptom is an expected
-# failure, and any other failure is a failure.
-CPU_RESUME_BUG = "don't know how to restore data location of torch.storage.UntypedStorage (tagged with cpu:0)"
 
 
 def test_scancel_leaves_the_run_interrupted_and_no_container(jobs):
@@ -248,7 +242,8 @@ def test_scancel_leaves_the_run_interrupted_and_no_container(jobs):
 
 def test_a_resubmission_resumes_from_the_last_checkpoint(jobs):
     """The same command again resumes from the checkpoint the cancelled job saved last, and no step is logged
-    twice (metrics.jsonl read strictly)."""
+    twice (metrics.jsonl read strictly). Two CPU processes, one per node: the optimizer state loads to "cpu", not
+    transformers' "cpu:0" (train.trainer.load_optimizer_on_cpu)."""
     if not CANCELLED:
         pytest.skip("needs the run the scancel test cancels")
     args, run, step = CANCELLED["args"], CANCELLED["run"], CANCELLED["step"]
@@ -257,14 +252,60 @@ def test_a_resubmission_resumes_from_the_last_checkpoint(jobs):
     TIMINGS["job_resumed"] = round(time.monotonic() - t0, 1)
     out = jobs.output(job)
     assert f"resuming from /runs/cancelled/checkpoint-{step}" in out, out[-4000:]
-    if rc != 0 and CPU_RESUME_BUG in out:
-        pytest.xfail("multi-process CPU resume: transformers' optimizer load with map_location=cpu:0 (see "
-                     "CPU_RESUME_BUG)")
     assert rc == 0, out[-4000:]
     status, _ = read_run(run)
     assert status["resumed_from"] and Path(status["resumed_from"]).name == f"checkpoint-{step}", status
     verify_style_checks(run, 5)
     assert jobs.leftover_containers() == {}
+
+
+# When one node's training task fails, the other's ends within this bound: srun --kill-on-bad-exit=1 sends it
+# SIGTERM, its trap gives the container `docker stop -t 20`, and slurmstepd kills the task after KillWait (30 s).
+FAILED_NODE_BOUND = 90  # from the failing node's exit to the job gone, with room for two loaded cores
+
+
+def test_a_node_whose_launch_fails_ends_the_job_with_a_line_naming_it(jobs):
+    """The image is on node1 only (a node that missed the `docker load`, against the script's stated
+    assumption): node2's `docker run` fails at once, node1's trainer would wait to be joined. srun's
+    --kill-on-bad-exit=1 ends node1's task within FAILED_NODE_BOUND, the script names node2, and no container is
+    left. Without the flag node1 waits for the rendezvous (torch's 600 s) and the test fails."""
+    only_node1 = f"{CPU['IMAGE']}-only-on-node1"
+    env = dict(os.environ, DOCKER_HOST=jobs.cluster.docker_host("node1"))
+    subprocess.run(["docker", "tag", CPU["IMAGE"], only_node1], env=env, check=True)
+    try:
+        since = time.time()
+        t0 = time.monotonic()
+        _, job = jobs.submit([*RECIPE, "training.max_steps=3", "training.output_dir=/runs/failed-node"], wait=False,
+                             IMAGE=only_node1)
+        out_file = jobs.shared / f"tinyzero-grpo-{job}.out"
+        failed = None
+        while job in jobs.cluster.jobs():
+            text = out_file.read_text(errors="replace") if out_file.is_file() else ""
+            if failed is None and "train.sbatch: machine rank 1 on node2 failed" in text:
+                failed = time.monotonic()
+            waited = time.monotonic() - (failed or t0)
+            if waited > (FAILED_NODE_BOUND if failed else 600):
+                subprocess.run(["scancel", job], env=jobs.cluster.env, check=False)
+                jobs.wait_gone(job, timeout=120)
+                pytest.fail(f"the job still ran {waited:.0f} s after node2 failed (bound {FAILED_NODE_BOUND} s); "
+                            f"cancelled:\n{jobs.output(job)[-3000:]}")
+            time.sleep(1)
+        gone = time.monotonic()
+        TIMINGS["job_failed_node"] = round(gone - t0, 1)
+        out = jobs.output(job)
+        if failed is None:  # node2 failed and the job ended between two polls
+            failed = gone
+        TIMINGS["failed_node_to_job_gone"] = round(gone - failed, 1)
+        lines = [line for line in out.splitlines() if line.startswith("train.sbatch: machine rank")]
+        assert len(lines) == 1 and lines[0].startswith("train.sbatch: machine rank 1 on node2 failed (exit 125"), out
+        assert "srun --kill-on-bad-exit=1 stops the other nodes' trainers" in lines[0]
+        # node1's container may have started or not when srun ended its task (node2 fails within a second):
+        # either way nothing is left of it
+        assert jobs.started("node1", since) in ([], [f"tinyzero-{job}-train-0"])
+        assert jobs.started("node2", since) == []
+        assert jobs.leftover_containers() == {}
+    finally:
+        subprocess.run(["docker", "rmi", only_node1], env=env, check=False, capture_output=True)
 
 
 @pytest.mark.parametrize("nodes,vllm_nodes", [(1, "1"), (2, "2")])

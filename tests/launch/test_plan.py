@@ -90,6 +90,38 @@ def test_multi_node_flags():
     assert _after(cmd, "--main_process_ip") == "10.0.0.1" and _after(cmd, "--main_process_port") == "29555"
 
 
+def test_multi_node_join_wait_is_stated_and_a_setting(monkeypatch):
+    """The machines wait for each other at torch's static rendezvous for $TINYZERO_JOIN_WAIT s (default 600)."""
+    plan = LaunchPlan(run_dir=CFG, num_processes=2, num_machines=2, main_process_ip="10.0.0.1", cpu=True)
+    monkeypatch.delenv("TINYZERO_JOIN_WAIT", raising=False)
+    assert _after(plan.command(), "--rdzv_conf") == "timeout=600"
+    monkeypatch.setenv("TINYZERO_JOIN_WAIT", "45")
+    assert _after(plan.command(), "--rdzv_conf") == "timeout=45"
+    monkeypatch.setenv("TINYZERO_JOIN_WAIT", "soon")
+    with pytest.raises(UserError, match=r"\$TINYZERO_JOIN_WAIT='soon': a number of seconds >= 1 \(default 600\)"):
+        LaunchPlan(run_dir=CFG, num_processes=2, num_machines=2, main_process_ip="10.0.0.1", cpu=True)
+    single = LaunchPlan(run_dir=CFG, num_processes=2, cpu=True)
+    assert "--rdzv_conf" not in single.command()
+
+
+def test_a_machine_that_never_joined_is_named_from_torchs_words(monkeypatch):
+    """What torch 2.13's launcher prints when the rendezvous wait ends (tests/distributed runs the real one)."""
+    monkeypatch.delenv("TINYZERO_JOIN_WAIT", raising=False)
+    three = LaunchPlan(run_dir=CFG, num_processes=3, num_machines=3, main_process_ip="10.0.0.1",
+                       main_process_port=29555, cpu=True)
+    said = "torch.distributed.DistStoreError: Timed out after 601 seconds waiting for clients. 2/3 clients joined."
+    line = three.join_failure("Traceback ...\n" + said + "\n")
+    assert line.startswith("1 of machine ranks 1-2 (torch does not say which) never joined this launch: machine "
+                           "rank 0 waited 600 s for it at 10.0.0.1:29555 ($TINYZERO_JOIN_WAIT, default 600 s; "
+                           "2 of 3 machines joined)"), line
+    assert three.join_failure("RuntimeError: Connection closed by peer") is None
+    other = LaunchPlan(run_dir=CFG, num_processes=3, num_machines=3, machine_rank=2, main_process_ip="10.0.0.1",
+                       main_process_port=29555, cpu=True)
+    assert other.join_failure(said) is None  # only machine rank 0 waits for clients
+    assert other.join_failure("The client socket has timed out after 600000ms while trying to connect to "
+                              "(10.0.0.1, 29555).").startswith("machine rank 0 at 10.0.0.1:29555 did not answer")
+
+
 def test_multi_node_needs_ip_and_divisible_processes():
     with pytest.raises(UserError, match="main-process-ip"):
         LaunchPlan(run_dir=CFG, num_processes=2, num_machines=2, cpu=False)

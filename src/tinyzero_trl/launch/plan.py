@@ -22,6 +22,7 @@ On a machine without CUDA the same packaged configs run on CPU (gloo). What that
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -34,6 +35,17 @@ from tinyzero_trl.errors import UserError
 from tinyzero_trl.launch.vllm_server import DEFAULT_VLLM_PORT, VLLMServer, split_gpus, vllm_server_for
 from tinyzero_trl.model.loading import check_model
 from tinyzero_trl.run.claim import CONFIG_FILE
+
+# How long the machines of a multi-machine launch wait for each other to join (torch's static rendezvous, which
+# accelerate's launcher uses: machine rank 0 hosts it, the others connect). A machine whose own launch failed never
+# joins, and the others end after this many seconds with one line naming it. torch's default is 600 s, and it is
+# ours: the other machines' preflight (model and data checks) runs before they join. Override with
+# $TINYZERO_JOIN_WAIT (seconds); the launch passes it on as accelerate's --rdzv_conf timeout=N.
+JOIN_WAIT_ENV = "TINYZERO_JOIN_WAIT"
+JOIN_WAIT_SECONDS = 600
+# What torch 2.13 says when the wait ends: on machine rank 0 (TCPStore's server) and on the others (its clients).
+_NOT_JOINED = re.compile(r"Timed out after (\d+) seconds waiting for clients\. (\d+)/(\d+) clients joined")
+_NO_ANSWER = re.compile(r"timed out after \d+ms while trying to connect to \(([^,()]+), (\d+)\)")
 
 PACKAGE = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PACKAGE / "accelerate_configs"
@@ -62,6 +74,18 @@ def read_accelerate_config(name_or_path: str | None) -> dict:
     if not name_or_path:
         return {}
     return yaml.safe_load(resolve_accelerate_config(name_or_path).read_text()) or {}
+
+
+def join_wait() -> int:
+    """Seconds the machines of a launch wait for each other (``$TINYZERO_JOIN_WAIT``, default 600)."""
+    value = os.environ.get(JOIN_WAIT_ENV, str(JOIN_WAIT_SECONDS))
+    try:
+        seconds = int(float(value))
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise UserError(f"${JOIN_WAIT_ENV}={value!r}: a number of seconds >= 1 (default {JOIN_WAIT_SECONDS})")
+    return seconds
 
 
 def cuda_available() -> bool:
@@ -93,6 +117,8 @@ class LaunchPlan:
             raise UserError(f"--num-processes {self.num_processes} / --num-machines {self.num_machines}: need >= 1")
         if self.num_machines > 1 and not self.main_process_ip:
             raise UserError("--num-machines > 1 needs --main-process-ip (the address of machine rank 0)")
+        if self.num_machines > 1:
+            join_wait()  # a bad $TINYZERO_JOIN_WAIT is refused before anything is claimed or started
         if self.num_processes % self.num_machines:
             raise UserError(f"--num-processes {self.num_processes} is not a multiple of --num-machines "
                             f"{self.num_machines} (accelerate starts num_processes / num_machines per machine)")
@@ -118,7 +144,8 @@ class LaunchPlan:
             cmd += ["--config_file", str(resolve_accelerate_config(self.accelerate))]
         cmd += ["--num_processes", str(self.num_processes), "--num_machines", str(self.num_machines)]
         if self.num_machines > 1:
-            cmd += ["--machine_rank", str(self.machine_rank), "--main_process_ip", self.main_process_ip]
+            cmd += ["--machine_rank", str(self.machine_rank), "--main_process_ip", self.main_process_ip,
+                    "--rdzv_conf", f"timeout={join_wait()}"]  # static rendezvous: how long to wait for the others
         several = self.num_processes > 1 or self.num_machines > 1
         if self.main_process_port:
             cmd += ["--main_process_port", str(self.main_process_port)]
@@ -145,6 +172,28 @@ class LaunchPlan:
         elif self.accelerate is None and several:
             cmd += ["--multi_gpu"]
         return cmd + [str(GRPO_SCRIPT), "--run", str(self.run_dir)]
+
+    def join_failure(self, stderr: str) -> str | None:
+        """The line for a multi-machine launch that ended because a machine never joined, from what torch's
+        launcher printed; None when it ended for another reason."""
+        if self.num_machines < 2:
+            return None
+        main = f"{self.main_process_ip}:{self.main_process_port or 29500}"
+        setting = f"${JOIN_WAIT_ENV}, default {JOIN_WAIT_SECONDS} s"
+        again = ("mend that and start every machine's command again (a run with a checkpoint resumes from it)")
+        if self.machine_rank == 0 and (found := _NOT_JOINED.findall(stderr)):
+            _, joined, total = (int(x) for x in found[-1])  # torch's seconds: the wait rounded up, plus one
+            missing = total - joined
+            who = ("machine rank 1" if total == 2 else
+                   f"{missing} of machine ranks 1-{total - 1} (torch does not say which)")
+            return (f"{who} never joined this launch: machine rank 0 waited {join_wait()} s for it at {main} ({setting}; "
+                    f"{joined} of {total} machines joined). Its own `tinyzero-trl train` output says why (it failed "
+                    f"or was never started); {again}")
+        if self.machine_rank != 0 and _NO_ANSWER.search(stderr):
+            return (f"machine rank 0 at {main} did not answer: this machine (rank {self.machine_rank}) waited "
+                    f"{join_wait()} s to join it ({setting}). Its own `tinyzero-trl train` output says why (it failed, "
+                    f"was never started, or listens elsewhere); {again}")
+        return None
 
     def server_url(self) -> str | None:
         """Where the trainer finds vLLM: the server started here (loopback) or the one given."""

@@ -65,7 +65,14 @@ def execute(prepared: Prepared, *, debug: bool = False, server_timeout: float = 
                                       start_new_session=True)
             wait_for_server(plan.server_url(), server, timeout=server_timeout)
         print("[tinyzero-trl] " + prepared.shell, flush=True)
-        return supervise.run(prepared.command, {**os.environ, **plan.env, **(secrets or {})}, debug=debug)
+        tail = bytearray() if plan.num_machines > 1 else None
+        code, error = supervise.run(prepared.command, {**os.environ, **plan.env, **(secrets or {})}, debug=debug,
+                                    stderr_tail=tail)
+        if code != 0 and error is None and tail is not None:  # no rank reported: did a machine never join?
+            line = plan.join_failure(tail.decode("utf-8", "replace"))
+            if line:
+                error = {"code": EXIT_FAILED, "message": line}
+        return code, error
     finally:
         if server is not None:
             supervise.stop(server)

@@ -36,13 +36,20 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 30.0)
         proc.wait()
 
 
-def _pump(source, sink, error_file: Path, debug: bool, last: dict) -> None:
-    """Copy ``source`` to ``sink`` chunk by chunk (progress bars have no newlines) until the error file appears."""
+TAIL_BYTES = 65536
+
+
+def _pump(source, sink, error_file: Path, debug: bool, last: dict, tail: bytearray | None = None) -> None:
+    """Copy ``source`` to ``sink`` chunk by chunk (progress bars have no newlines) until the error file appears;
+    the last ``TAIL_BYTES`` into ``tail`` as well, if given."""
     fd = source.fileno()
     while True:
         chunk = os.read(fd, 65536)
         if not chunk:
             return
+        if tail is not None:
+            tail += chunk
+            del tail[:-TAIL_BYTES]
         if debug or not error_file.exists():
             last[sink] = chunk[-1:]
             buffer = getattr(sink, "buffer", None)
@@ -54,8 +61,10 @@ def _pump(source, sink, error_file: Path, debug: bool, last: dict) -> None:
                 sink.flush()
 
 
-def run(cmd: list[str], env: dict, *, debug: bool = False) -> tuple[int, dict | None]:
+def run(cmd: list[str], env: dict, *, debug: bool = False,
+        stderr_tail: bytearray | None = None) -> tuple[int, dict | None]:
     """Run ``cmd`` in its own process group; return its exit code and the error its ranks reported, if any.
+    ``stderr_tail``, if given, receives the last ``TAIL_BYTES`` of what the launch printed on stderr.
 
     SIGINT and SIGTERM sent to this process are passed on to the whole group (a launcher in a new session would
     not get Ctrl-C from the terminal), and this process waits for it to end.
@@ -65,8 +74,8 @@ def run(cmd: list[str], env: dict, *, debug: bool = False) -> tuple[int, dict | 
         proc = subprocess.Popen(cmd, env={**env, ERROR_FILE_ENV: str(error_file)}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         last: dict = {}  # the last byte passed to each stream
-        pumps = [threading.Thread(target=_pump, args=(pipe, sink, error_file, debug, last), daemon=True)
-                 for pipe, sink in ((proc.stdout, sys.stdout), (proc.stderr, sys.stderr))]
+        pumps = [threading.Thread(target=_pump, args=(pipe, sink, error_file, debug, last, tail), daemon=True)
+                 for pipe, sink, tail in ((proc.stdout, sys.stdout, None), (proc.stderr, sys.stderr, stderr_tail))]
         for t in pumps:
             t.start()
 

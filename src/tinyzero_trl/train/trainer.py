@@ -8,6 +8,7 @@ directory was claimed and ``config.yaml`` written before this runs (``train.entr
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import signal
@@ -111,6 +112,7 @@ def build_trainer(cfg: RunConfig, state: PartialState, checkpoint: str | None = 
     if not args.use_vllm and (stops.strings or stops.token_ids):
         stop_hf_generation(trainer, stops, tokenizer)
     console.attach(trainer, list(cfg.rewards), str(cfg.output_dir / METRICS_FILE))
+    load_optimizer_on_cpu(trainer)
     return trainer
 
 
@@ -128,6 +130,35 @@ def stop_hf_generation(trainer, stops: Stops, tokenizer) -> None:
     if stops.strings:
         model = trainer.model
         model.generate = functools.partial(type(model).generate, model, tokenizer=tokenizer)
+
+
+def load_optimizer_on_cpu(trainer) -> None:
+    """Resume a multi-process CPU run: load the checkpoint's ``optimizer.pt`` to ``cpu``, not ``cpu:0``.
+
+    With more than one process transformers 5.17 loads it with ``map_location=args.device``
+    (``Trainer._load_optimizer_and_scheduler``), and on gloo accelerate sets that to the indexed device ``cpu:0``
+    (``PartialState.set_device``: ``torch.device("cpu", local_process_index)``), a location ``torch.load`` cannot
+    restore to ("don't know how to restore data location ... (tagged with cpu:0)"). While the optimizer loads, the
+    trainer sees arguments whose device is plain ``cpu``, the same memory; nothing else changes.
+    """
+    import torch
+
+    device = trainer.args.device
+    if device.type != "cpu" or device.index is None:
+        return
+    original = trainer._load_optimizer_and_scheduler
+
+    def load(checkpoint):
+        args = trainer.args
+        unindexed = copy.copy(args)
+        unindexed.__dict__["_setup_devices"] = torch.device("cpu")  # TrainingArguments.device's cached value
+        trainer.args = unindexed
+        try:
+            return original(checkpoint)
+        finally:
+            trainer.args = args
+
+    trainer._load_optimizer_and_scheduler = load
 
 
 def hub_token_to_environment(args) -> None:
