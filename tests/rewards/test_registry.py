@@ -12,6 +12,7 @@ from tinyzero_trl.rewards import (
     PLUGINS_ENV,
     REWARDS,
     accuracy_scorer,
+    format_reward,
     get_reward_funcs,
     load_plugins,
     reading,
@@ -193,3 +194,11 @@ def test_reading_maps_the_text_parts_of_conversational_completions():
     assert seen == [[{"role": "assistant", "content": [{"type": "text", "text": "12"}, image, "raw"]},
                      {"role": "assistant", "content": "3"}, "not a message"]]
     assert message["content"][0]["text"] == "12STOP junk"  # the trainer's own completions are not changed
+
+
+def test_format_reward_is_the_first_reward_that_judges_no_answer():
+    assert format_reward(["mini_r1_format", "mini_r1_equation"]) == "mini_r1_format"
+    assert format_reward(["countdown_equation", "countdown_format", "think_format"]) == "countdown_format"
+    assert format_reward(["cosine_accuracy", "open_rs_format"]) == "open_rs_format"
+    assert format_reward(["countdown_equation", "tinyzero_correct"]) is None  # both judge answers
+    assert format_reward([]) is None

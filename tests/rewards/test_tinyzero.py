@@ -75,3 +75,10 @@ def test_a_value_exactly_1e5_from_the_target_is_wrong():
     assert one("<answer>1/100000</answer>", [1, 100000], 0) == 0.1
     assert tinyzero_oracle(Item("", "<answer>1/100000</answer>", (1, 100000), 0, True).tinyzero_text(),
                            [1, 100000], 0) == 0.1
+
+
+def test_tinyzero_correct_counts_only_right_answers():
+    correct = REWARDS["tinyzero_correct"]
+    completions = [THINK + "<answer>55 + 36 - 7 - 19</answer>", THINK + "<answer>55 + 36 - 7 + 19</answer>", THINK]
+    assert correct(completions, nums=[[19, 36, 55, 7]] * 3, target=[65] * 3) == [1.0, 0.0, 0.0]
+    assert score(completions, nums=[[19, 36, 55, 7]] * 3, target=[65] * 3) == [1.0, 0.1, 0.0]
