@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyzero_trl.rewards.countdown import MAX_DEPTH, countdown_equation_reward, evaluate_expression
+from tinyzero_trl.rewards.countdown import (
+    MAX_ANSWER_CHARS,
+    MAX_DEPTH,
+    countdown_equation_reward,
+    evaluate_expression,
+)
 from tinyzero_trl.rewards.mini_r1 import mini_r1_equation_reward, mini_r1_format_reward
 from tinyzero_trl.rewards.tinyzero import tinyzero_countdown_score
 
@@ -329,3 +334,75 @@ def test_weird_completion_objects_score_zero():
     assert countdown_equation_reward(weird, nums=[[1]] * len(weird), target=[1] * len(weird)) == [0.0] * len(weird)
     assert tinyzero_countdown_score(weird, nums=[[1]] * len(weird), target=[1] * len(weird)) == [0.0] * len(weird)
     assert countdown_equation_reward(None) == [] and countdown_equation_reward(42) == []
+
+
+# ------------------------------------------------------------------------- the bounds, exactly at their edges
+
+
+def test_the_depth_cap_counts_nesting_not_parentheses():
+    # 33 "(" in all but never deeper than MAX_DEPTH: a valid answer, however the parentheses are spread.
+    deep = "(" * MAX_DEPTH + "1" + ")" * MAX_DEPTH + " + (2)"
+    assert score(deep, [1, 2], 3) == 1.0 and evaluate_expression(deep) == (3, 1)
+    shallow = " + ".join(f"({n})" for n in range(1, MAX_DEPTH + 2))  # 33 groups of depth 1
+    total = (MAX_DEPTH + 1) * (MAX_DEPTH + 2) // 2
+    assert score(shallow, list(range(1, MAX_DEPTH + 2)), total) == 1.0
+
+
+def test_the_answer_length_cap_is_inclusive():
+    at_cap = "1 +" + " " * (MAX_ANSWER_CHARS - 4) + "2"
+    assert len(at_cap) == MAX_ANSWER_CHARS and score(at_cap, [1, 2], 3) == 1.0
+    assert evaluate_expression(at_cap) == (3, 1) and evaluate_expression(at_cap + " ") is None
+    assert score(at_cap + " ", [1, 2], 3) == 0.0
+
+
+def test_evaluate_expression_refuses_without_raising():
+    assert evaluate_expression(None) is None and evaluate_expression(b"1+2") is None
+    assert evaluate_expression("1 + 2x") is None  # a character outside the grammar, even one the tokenizer skips
+    assert evaluate_expression("2 * * 3") is None and evaluate_expression("2 + )") is None
+
+
+def test_byte_and_text_columns_are_read_as_ascii_integers():
+    c = ["<answer>10 - 4</answer>"]
+    assert countdown_equation_reward(c, nums=[b"[10, 4]"], target=[b" 6 "]) == [1.0]
+    assert countdown_equation_reward(c, nums=[b"10 4"], target=[6]) == [1.0]
+    # non-ASCII bytes are not numbers, and scoring them never raises
+    assert countdown_equation_reward(c, nums=[b"10 4\xff"], target=[b"6\xff"]) == [0.0]
+    assert tinyzero_countdown_score(c, nums=[b"10 4\xff"], target=[6]) == [0.1]
+    assert tinyzero_countdown_score(c, nums=[[10, 4]], target=[b"6\xff"]) == [0.1]
+
+
+def test_a_target_given_as_text_is_at_most_64_characters():
+    c = ["<answer>10 - 4</answer>"]
+    assert countdown_equation_reward(c, nums=[[10, 4]], target=["0" * 63 + "6"]) == [1.0]
+    assert countdown_equation_reward(c, nums=[[10, 4]], target=["0" * 64 + "6"]) == [0.0]
+    assert countdown_equation_reward(c, nums=[[10, 4]], target=["six"]) == [0.0]
+    assert tinyzero_countdown_score(c, nums=[[10, 4]], target=["six"]) == [0.1]
+
+
+def test_a_nums_text_is_at_most_4096_characters():
+    c = ["<answer>10 - 4</answer>"]
+    at_cap = "10, 4" + " " * (4096 - 5)
+    assert countdown_equation_reward(c, nums=[at_cap], target=[6]) == [1.0]
+    assert countdown_equation_reward(c, nums=[at_cap + " "], target=[6]) == [0.0]
+
+
+def test_booleans_are_not_numbers_and_index_types_are():
+    class Count:  # an integer type known only by __index__ (a 0-d integer tensor is one)
+        def __index__(self):
+            return 1
+
+    c = ["<answer>4 - 3</answer>"]
+    assert countdown_equation_reward(c, nums=[[4, 3]], target=[True]) == [0.0]
+    assert countdown_equation_reward(c, nums=[[4, 3]], target=[Count()]) == [1.0]
+    assert countdown_equation_reward(["<answer>1 * 1</answer>"], nums=[[True, 1]], target=[1]) == [0.0]
+    assert tinyzero_countdown_score(c, nums=[5], target=[1]) == [0.1]  # a number where a list belongs
+
+
+def test_a_scorer_error_scores_zero_not_one(monkeypatch):
+    import tinyzero_trl.rewards.countdown as countdown
+
+    def broken(tokens):
+        raise RuntimeError("scorer bug")
+
+    monkeypatch.setattr(countdown, "_evaluate_tokens", broken)
+    assert countdown_equation_reward(["<answer>1 + 2</answer>"], nums=[[1, 2]], target=[3]) == [0.0]

@@ -58,6 +58,7 @@ def test_last_answer():
         ("<think>r</think><answer>1</answer>", 0.0),  # the prompt already opened <think>
         ("r</think><think>s</think><answer>1</answer>", 0.0),
         ("r</think><answer>1</answer", 0.0),
+        ("r</think><answer>1 + 2 = 3 and more", 0.0),  # an answer never closed
         ("", 0.0),
     ],
 )

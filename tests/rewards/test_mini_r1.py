@@ -62,6 +62,7 @@ def test_format_matches_the_source(text, expected):
         ("<answer>07 + 1</answer>", [7, 1], 8, 0.0),
         ("<answer>3 + 4 = 7</answer>", [3, 4], 7, 0.0),
         ("<answer>1 + 2", [1, 2], 3, 0.0),
+        ("<answer>(1 +\n2)</answer>\ndone", [1, 2], 3, 0.0),  # closes on a later line
         ("no answer", [1, 2], 3, 0.0),
     ],
 )

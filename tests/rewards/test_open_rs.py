@@ -10,7 +10,11 @@ import pytest
 
 from tinyzero_trl.rewards import ACCURACY_OF, BOUNDS, REWARDS, accuracy_scorer
 from tinyzero_trl.rewards.math import MathVerifyPool, get_pool
-from tinyzero_trl.rewards.open_rs import make_cosine_accuracy_reward, score_open_rs
+from tinyzero_trl.rewards.open_rs import (
+    make_cosine_accuracy_reward,
+    make_open_rs_accuracy_reward,
+    score_open_rs,
+)
 
 from .oracles import open_rs_correct_oracle, open_rs_cosine_oracle, open_rs_format_oracle
 
@@ -163,3 +167,25 @@ def test_registry_bounds_and_accuracy():
     assert ACCURACY_OF["cosine_accuracy_3584"] == "open_rs_accuracy"
     for name in ("open_rs_format", "cosine_accuracy", "cosine_accuracy_3584", "open_rs_accuracy"):
         assert REWARDS[name].__name__ == name and REWARDS[name].__doc__
+
+
+class RecordingPool:
+    """A MathVerifyPool stand-in: records what it is asked and answers 1.0, then None (an unparseable gold)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def score(self, items, time_limit, scorer=None):
+        self.calls.append((items, time_limit, scorer))
+        return [1.0, None][:len(items)]
+
+
+def test_open_rs_accuracy_factory_checks_its_limit_and_uses_its_pool():
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match=rf"time_limit must be positive seconds, got {bad!r}"):
+            make_open_rs_accuracy_reward(time_limit=bad)
+    pool = RecordingPool()
+    reward = make_open_rs_accuracy_reward(time_limit=0.5, pool=pool)
+    out = reward(["\\boxed{5}", "\\boxed{6}", "\\boxed{7}"], solution=["$\\boxed{5}$", "\\frac{", None])
+    assert out == [1.0, None, None]  # right; a gold math-verify cannot parse; no gold: neither is judged
+    assert pool.calls == [([("\\boxed{5}", "$\\boxed{5}$"), ("\\boxed{6}", "\\frac{")], 0.5, score_open_rs)]

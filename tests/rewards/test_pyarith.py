@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 
 import pytest
@@ -80,3 +81,34 @@ def test_digit_runs_and_tolerance():
     assert digit_runs_match("007 + 1", [7, 1])  # as int("007") reads it; eval then refuses the literal
     assert near_target(7 + 1 / 1000000, 7) and not near_target(7.0001, 7)
     assert not near_target(float("nan"), 7) and not near_target(None, 7)
+
+
+def test_power_bound_at_its_edges():
+    assert python_value("3**2584") == 3**2584  # 4095.5 * log2: a 4096-bit result, inside the bound
+    assert python_value("(2**4000*2**4000)**1") is None  # a power's result is bounded even with exponent 1
+    assert python_value("(2**4000*2**4000)**0") == 1
+    start = time.perf_counter()
+    assert python_value("9" * 64 + "**300000") is None  # refused before computing: eval would take seconds
+    assert time.perf_counter() - start < 5
+
+
+def test_literal_and_sign_bounds_at_their_edges():
+    assert python_value("9" * 64) == int("9" * 64) and python_value("9" * 63 + ".") == float("9" * 63)
+    assert python_value("1+" + "-" * 1000 + "1") == 2  # the sign count restarts after every operand
+    assert python_value("1+" + "-" * 1001 + "1") is None
+    assert python_value("(" + "-" * 1000 + "1)") == 1 and python_value("(" + "-" * 1001 + "1)") is None
+
+
+def test_unary_plus_binds_like_unary_minus():
+    assert python_value("2*+3-1") == 5 and python_value("2*-3-1") == -7
+
+
+def test_what_eval_refuses_is_none_never_an_exception():
+    for text in ("2*(3", "(1+2", "1X+2", "(1 X+ 2)", "1+"):
+        assert python_value(text) is None, text
+
+
+def test_digit_runs_and_tolerance_at_their_edges():
+    assert digit_runs_match("9" * 64, [int("9" * 64)]) and not digit_runs_match("9" * 65, [int("9" * 65)])
+    assert not near_target(1e-5, 0)  # strictly within 1e-5, as the peers' `<`
+    assert python_value("1/100000") == 1e-5

@@ -127,3 +127,9 @@ def test_r1v_format_is_the_published_runs_regex_which_a_multiline_think_never_me
     assert r1v([one_line + " trailing words", " " + one_line, "<answer>3</answer>"]) == [1.0, 0.0, 0.0]
     assert r1v([[{"role": "assistant", "content": one_line}]]) == [1.0]  # conversational completions, as TRL's
     assert r1v([None, 3]) == [0.0, 0.0] and BOUNDS["r1v_format"] == (0.0, 1.0)
+
+
+def test_r1v_count_eval_reads_the_answer_column_when_there_is_no_solution():
+    r1v = REWARDS["r1v_count_eval"]
+    assert r1v(["<answer>3</answer>", "<answer>4</answer>"], answer=[3, 3]) == [1.0, 0.0]
+    assert r1v(["<answer>3</answer>"], solution=["<answer> 3 </answer>"], answer=[4]) == [1.0]  # solution first

@@ -62,3 +62,23 @@ def test_last_line_answer_is_linear_on_hostile_lines():
     assert last_line_answer("x\n" + "<answer>1</answer>" * 100_000) == "1"
     assert last_line_answer("<answer>" * 200_000) is None
     assert last_line_answer("<answer>1</answer>\n") is None
+
+
+def test_unusable_columns_score_as_a_wrong_answer_never_raise():
+    completion = THINK + "<answer>19 + 36 + 55 - 7 - 38</answer>"
+    assert one(completion, ["x"], 65) == 0.1  # a nums entry that is not a number
+    assert one(completion, [19, 36, 55, 7, 38], None) == 0.1
+
+
+def test_a_value_exactly_1e5_from_the_target_is_wrong():
+    # 1/100000 is the float 1e-05 exactly: TinyZero's `abs(value - target) < 1e-5` is False on it.
+    assert one("<answer>1/100000</answer>", [1, 100000], 0) == 0.1
+    assert tinyzero_oracle(Item("", "<answer>1/100000</answer>", (1, 100000), 0, True).tinyzero_text(),
+                           [1, 100000], 0) == 0.1
+
+
+def test_tinyzero_correct_counts_only_right_answers():
+    correct = REWARDS["tinyzero_correct"]
+    completions = [THINK + "<answer>55 + 36 - 7 - 19</answer>", THINK + "<answer>55 + 36 - 7 + 19</answer>", THINK]
+    assert correct(completions, nums=[[19, 36, 55, 7]] * 3, target=[65] * 3) == [1.0, 0.0, 0.0]
+    assert score(completions, nums=[[19, 36, 55, 7]] * 3, target=[65] * 3) == [1.0, 0.1, 0.0]

@@ -61,6 +61,8 @@ def test_parse_and_gold_count():
     assert parse_count("1e3") is None and parse_count("") is None and parse_count("+") is None
     assert parse_count(None) is None and parse_count(3.0) is None and parse_count(False) is None
     assert gold_count("<answer> 10 </answer>") == 10 and gold_count("<answer>") is None
+    assert parse_count("-3") == -3 and parse_count("+3") == 3 and parse_count(" 03 ") == 3
+    assert parse_count("9" * 12) == 999_999_999_999 and parse_count("9" * 13) is None  # at most 12 digits
 
 
 @pytest.mark.parametrize("completion, score", [
@@ -73,6 +75,7 @@ def test_parse_and_gold_count():
     ("x<think>a</think><answer>3</answer>", 0.0),           # text before
     ("<think>a</think><answer>3</answer>x", 0.0),           # text after
     ("<think>a</think><answer> </answer>", 0.0),            # empty answer
+    ("<think>a</think><answer> 3</answer>", 1.0),           # spaces around the answer are fine
     ("<think>a</think><answer>1</answer><answer>2</answer>", 0.0),
     ("<think><think>a</think><answer>3</answer>", 0.0),
     ("<answer>3</answer><think>a</think>", 0.0),

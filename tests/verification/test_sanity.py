@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tinyzero_trl.errors import UnusableRun
-from tinyzero_trl.verification.sanity import check_metrics
+from tinyzero_trl.verification.sanity import check_metrics, check_recipe, check_summary
 
 
 @pytest.mark.parametrize("key, value, kind", [
@@ -24,3 +24,50 @@ def test_a_non_finite_value_names_the_step_the_metric_and_what_it_is(key, value,
 
 def test_a_metric_neither_judged_nor_health_may_be_anything(tmp_path):
     check_metrics([{"step": 1, "completions/mean_length": math.nan}], set(), tmp_path)  # no error
+
+
+def test_a_non_finite_value_says_the_run_diverged_or_its_log_is_corrupt(tmp_path):
+    with pytest.raises(UnusableRun, match=r"\(the run diverged or its log is corrupt\)$"):
+        check_metrics([{"step": 3, "loss": math.nan}], set(), tmp_path)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, -1e-6, 1.0 + 1e-6, 0.5])
+def test_a_reward_mean_at_its_bounds_give_or_take_float_noise_passes(value, tmp_path):
+    check_metrics([{"step": 1, "rewards/countdown_format/mean": value}], set(), tmp_path)
+
+
+@pytest.mark.parametrize("value", [-1e-5, 1.00001, 2.0])
+def test_a_reward_mean_outside_its_bounds_is_refused_with_the_bounds(value, tmp_path):
+    with pytest.raises(UnusableRun) as err:
+        check_metrics([{"step": 4, "rewards/countdown_format/mean": value}], set(), tmp_path)
+    assert str(err.value).endswith(f"step 4: rewards/countdown_format/mean = {value!r}, outside [0, 1], "
+                                   "the only values countdown_format can give")
+
+
+def test_only_a_reward_mean_is_held_to_the_reward_bounds(tmp_path):
+    # A reward's other figures (its std, or a plugin's own per-reward statistic) may lie anywhere.
+    check_metrics([{"step": 1, "rewards/countdown_format/std": 3.0, "rewards/countdown_format/last": 7.0,
+                    "eval_rewards/countdown_format/mean": 9.0}], set(), tmp_path)
+
+
+def test_summary_figures_must_be_numbers_and_accuracies_within_0_and_1(tmp_path):
+    check_summary({"eval_accuracy": 0.0, "train_accuracy": 1.0, "reward": 7.0}, {"reward"}, tmp_path)
+    with pytest.raises(UnusableRun, match=r"summary\.json: eval_accuracy = 1\.5; an accuracy lies in \[0, 1\]"):
+        check_summary({"eval_accuracy": 1.5}, set(), tmp_path)  # every accuracy, judged or not
+    # a judged figure absent from the summary is skipped, and the ones after it are still checked
+    with pytest.raises(UnusableRun, match=r"summary\.json: b_reward = nan is not a number"):
+        check_summary({"b_reward": math.nan}, {"a_missing", "b_reward"}, tmp_path)
+
+
+def _differing(n: int) -> tuple[dict, dict]:
+    pinned = {"training": {f"k{i}": i for i in range(n)}}
+    return {"training": {f"k{i}": i + 100 for i in range(n)}}, pinned
+
+
+@pytest.mark.parametrize("n, more", [(6, ""), (7, "; and 1 more"), (9, "; and 3 more")])
+def test_a_run_with_other_settings_names_the_first_six_differences(n, more, tmp_path):
+    saved, pinned = _differing(n)
+    with pytest.raises(UnusableRun) as err:
+        check_recipe(saved, pinned, tmp_path)
+    first_six = "; ".join(f"training.k{i}: {i + 100} -> {i}" for i in range(6))
+    assert str(err.value).endswith(f"not this reproduction's pinned settings (run -> pinned: {first_six}{more})")
