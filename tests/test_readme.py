@@ -202,3 +202,14 @@ def test_the_layout_table_names_every_module_of_the_packages_it_lists(package):
     row = next(line for line in text.splitlines() if line.startswith("| ") and f"`{package}/`" in line)
     modules = sorted(p.stem for p in (ROOT / "src" / "tinyzero_trl" / package).glob("*.py") if p.stem != "__init__")
     assert not [m for m in modules if f"`{m}`" not in row]
+
+
+
+def test_the_slurm_variables_the_script_reads_are_all_documented():
+    """accelerate_configs/README.md lists train.sbatch's settings; one the script reads but the list lacks (four
+    did) is one a cluster user cannot find."""
+    script = (ROOT / "docker" / "slurm" / "train.sbatch").read_text(encoding="utf-8")
+    read = set(re.findall(r"\$\{?([A-Z][A-Z_]+)", script))
+    own = {"PWD", "TRAIN_NODES"} | {v for v in read if v.startswith("SLURM")}  # bash's, the script's own, Slurm's
+    text = (ROOT / "src" / "tinyzero_trl" / "accelerate_configs" / "README.md").read_text(encoding="utf-8")
+    assert sorted(v for v in read - own if f"`{v}`" not in text) == []
