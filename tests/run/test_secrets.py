@@ -42,7 +42,7 @@ def test_the_launch_hands_the_token_to_the_ranks_and_prints_it_nowhere(tiny_mode
     from tinyzero_trl.train.entry import load_run
 
     seen = {}
-    monkeypatch.setattr(launch_run.supervise, "run", lambda cmd, env, debug=False: (seen.update(env), (1, None))[1])
+    monkeypatch.setattr(launch_run.supervise, "run", lambda cmd, env, debug=False, **_: (seen.update(env), (1, None))[1])
     out = tmp_path / "run"
     prepared = prepare(["+countdown=grpo-qwen-2.5-3b-base", "+smoke=cpu", f"model.name_or_path={tiny_model}",
                         "data.source=generate", f"training.output_dir={out}", f"+training.hub_token={CLI_TOKEN}"],
