@@ -65,8 +65,13 @@ def window_mean(series: list[tuple[int, float]], end_step: int, window: int) -> 
     One logged step is a handful of prompts, too noisy to judge or draw alone; every reference point, plot and
     recording smooths with this one definition.
     """
-    values = [v for s, v in series if s <= end_step][-window:]
-    return sum(values) / len(values) if values else None
+    return _last_mean([v for s, v in series if s <= end_step], window)
+
+
+def _last_mean(values: list[float], window: int) -> float | None:
+    """The smoothing itself: the mean of the last ``window`` of ``values`` (None if there are none)."""
+    tail = values[-window:]
+    return sum(tail) / len(tail) if tail else None
 
 
 def run_rewards(run_dir: str | os.PathLike) -> list[str]:
@@ -93,10 +98,9 @@ def run_rewards(run_dir: str | os.PathLike) -> list[str]:
 
 
 def moving_means(series: list[tuple[int, float]], window: int) -> list[float]:
-    """``window_mean(series, step, window)`` at each logged step of ``series``, in one pass."""
+    """``window_mean(series, step, window)`` at each logged step of ``series``: the same smoothing (``_last_mean``)."""
     values = [v for _, v in series]
-    return [sum(values[max(i + 1 - window, 0):i + 1]) / len(values[max(i + 1 - window, 0):i + 1])
-            for i in range(len(values))]
+    return [_last_mean(values[:i + 1], window) for i in range(len(values))]
 
 
 @dataclass(frozen=True)
