@@ -156,3 +156,108 @@ def test_a_rehearsal_is_told_which_rules_a_random_model_cannot_judge():
     why = dict(unjudgeable_on_random_weights(logged_steps=2))  # a rehearsal logs 2 steps
     assert why["greedy_sampling"] == "it needs 3 logged steps; the rehearsal logs 2"
     assert "vllm_out_of_step" not in why  # its window is 2: judged by a rehearsal with vLLM
+
+
+# Mutation testing of run/health.py (benchmarks/mutation/run.md) showed what the tests above left unpinned: the
+# exact lines, the step a rule is first judged at, the strict thresholds, and the rows and rewards a rule reads.
+
+
+def test_the_dead_reward_line_names_the_reward_its_last_value_and_each_mean():
+    # a penalty every completion pays alike, at -1 then -0.5: std 0, mean <= 0 at each of 5 steps
+    means = [-1.0, -1.0, -1.0, -1.0, -0.5]
+    rows = [healthy(s, rewards__acc__mean=m, rewards__acc__std=0.0) for s, m in enumerate(means, start=1)]
+    found = run(rows, {"acc": 1.0, "fmt": 1.0}).fired["dead_reward"]
+    assert found.seen == ("reward acc gave every completion -0.5 at steps 1-5 (rewards/acc/mean -1.00, -1.00, -1.00, "
+                          "-1.00, -0.50, /std 0)")  # the form of README's example line
+
+
+def test_a_reward_with_weight_zero_logged_before_a_dead_one_does_not_hide_it():
+    rows = [healthy(s, rewards__acc__mean=0.0, rewards__acc__std=0.0, rewards__fmt__mean=0.0) for s in range(1, 8)]
+    found = run(rows, {"acc": 0.0, "fmt": 1.0}).fired["dead_reward"]  # acc is logged first, fmt trains the run
+    assert (found.step, found.seen.split(" at ")[0]) == (5, "reward fmt gave every completion 0")
+
+
+def test_a_reward_that_dies_mid_run_is_named_when_its_own_window_fills():
+    rows = [healthy(s, **({} if s < 4 else {"rewards__acc__mean": 0.0, "rewards__acc__std": 0.0}))
+            for s in range(1, 12)]
+    found = run(rows, {"acc": 1.0, "fmt": 1.0}).fired["dead_reward"]
+    assert found.step == 8 and found.seen.startswith("reward acc gave every completion 0 at steps 4-8 ")
+
+
+def test_entropy_collapse_is_judged_from_step_6_and_from_any_starting_entropy():
+    # a start below 1 (Qwen-like entropies), down to under 0.2 x 0.6 at steps 4-6: the rule's span is 6 steps
+    falling = [0.6, 0.6, 0.6, 0.05, 0.04, 0.03]
+    found = run([healthy(s, entropy=v) for s, v in enumerate(falling, start=1)]).fired["entropy_collapse"]
+    assert found.step == 6
+    assert found.seen == "entropy was 0.050, 0.040, 0.030 at steps 4-6, against 0.600 at steps 1-3"
+
+
+def test_shrinking_is_judged_from_step_10():
+    lengths = [100.0] * 5 + [10.0] * 5
+    found = run([healthy(s, completions__mean_length=v) for s, v in enumerate(lengths, start=1)]).fired["shrinking"]
+    assert found.step == 10
+    assert found.seen == ("completions/mean_length averaged 10.0 tokens at steps 6-10, down from 100.0 at "
+                          "steps 1-5")
+
+
+def test_the_thresholds_are_strict_as_the_table_says():
+    # "< 0.2 x its mean over the first 3 steps": 0.1 against 0.5 (exactly 0.2 x) is not a collapse
+    at_the_limit = [0.5, 0.5, 0.5] + [0.1] * 6
+    assert "entropy_collapse" not in run([healthy(s, entropy=v) for s, v in enumerate(at_the_limit, start=1)]).fired
+    # "< 0.4 x the mean over 5 earlier steps": 40 against 100 is not shrinking
+    lengths = [100.0] * 5 + [40.0] * 5
+    assert "shrinking" not in run([healthy(s, completions__mean_length=v)
+                                   for s, v in enumerate(lengths, start=1)]).fired
+
+
+# A line is a training step when it holds any metric a training step logs, though not every metric: a rule judges
+# from its own metrics alone.
+ALONE = [
+    ("no_signal", {"frac_reward_zero_std": 1.0}),
+    ("dead_reward", {"rewards/acc/mean": 0.0, "rewards/acc/std": 0.0}),
+    ("truncated", {"completions/clipped_ratio": 0.95}),
+]
+
+
+@pytest.mark.parametrize("rule, metrics", ALONE, ids=[c[0] for c in ALONE])
+def test_a_line_with_only_one_rules_metrics_is_a_training_step(rule, metrics):
+    monitor = run([{"step": s, **metrics} for s in range(1, 6)])
+    assert len(monitor.rows) == 5 and monitor.fired[rule].step == 5
+
+
+def test_a_step_with_signal_ends_the_flat_stretch_even_when_no_group_was_flat():
+    flat = [healthy(s, frac_reward_zero_std=1.0) for s in (1, 2)]
+    assert run([*flat, healthy(3, frac_reward_zero_std=0.0)]).flat_steps() == 0  # every group had signal
+    assert run([*flat, healthy(3, frac_reward_zero_std=1.0)]).flat_steps() == 3
+
+
+def test_observe_returns_what_fired_at_that_step_as_the_callback_records_it():
+    monitor = Monitor()
+    assert [monitor.observe(healthy(s, frac_reward_zero_std=1.0)) for s in range(1, 5)] == [[]] * 4
+    found = monitor.observe(healthy(5, frac_reward_zero_std=1.0))
+    assert [(f.rule, f.step) for f in found] == [("no_signal", 5)]  # run.json's health: {rule: {step, line}}
+    assert found[0] is monitor.fired["no_signal"]
+    assert found[0].line.startswith("health: no_signal at step 5: frac_reward_zero_std was 1.00, 1.00, 1.00, 1.00, "
+                                    "1.00 at steps 1-5: the run has no learning signal")
+    assert monitor.observe(healthy(6, frac_reward_zero_std=1.0)) == []  # once
+
+
+def test_copies_of_a_prompt_whose_messages_list_their_keys_in_another_order_are_one_prompt():
+    prompts = [[{"role": "user", "content": "x"}], [{"content": "x", "role": "user"}]]
+    assert identical_groups(prompts, [[1], [1]]) == 1.0
+
+
+class Tool:
+    """An object JSON cannot write and that has no pixels: a prompt holding one counts it by its kind."""
+
+
+class Schema:
+    pass
+
+
+def test_a_prompt_holding_an_object_without_pixels_counts_it_by_its_kind():
+    def prompt(obj):
+        return [{"role": "user", "content": "x", "tool": obj}]
+
+    prompts = [prompt(Tool()), prompt(Tool()), prompt(Schema()), prompt(Schema())]  # a new object per copy
+    assert identical_groups(prompts, [[1], [1], [2], [3]]) == 0.5  # Tool's copies alike, Schema's not
