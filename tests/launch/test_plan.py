@@ -92,11 +92,17 @@ def test_multi_node_flags():
 
 def test_multi_node_join_wait_is_stated_and_a_setting(monkeypatch):
     """The machines wait for each other at torch's static rendezvous for $TINYZERO_JOIN_WAIT s (default 600)."""
-    plan = LaunchPlan(run_dir=CFG, num_processes=2, num_machines=2, main_process_ip="10.0.0.1", cpu=True)
+    def plan():
+        return LaunchPlan(run_dir=CFG, num_processes=2, num_machines=2, main_process_ip="10.0.0.1", cpu=True)
+
     monkeypatch.delenv("TINYZERO_JOIN_WAIT", raising=False)
-    assert _after(plan.command(), "--rdzv_conf") == "timeout=600"
+    assert _after(plan().command(), "--rdzv_conf") == "timeout=600"
     monkeypatch.setenv("TINYZERO_JOIN_WAIT", "45")
-    assert _after(plan.command(), "--rdzv_conf") == "timeout=45"
+    planned = plan()
+    assert _after(planned.command(), "--rdzv_conf") == "timeout=45"
+    monkeypatch.setenv("TINYZERO_JOIN_WAIT", "90")  # read once, when the launch is planned
+    assert _after(planned.command(), "--rdzv_conf") == "timeout=45" and "waited 45 s" in planned.join_failure(
+        "Timed out after 46 seconds waiting for clients. 1/2 clients joined.")
     monkeypatch.setenv("TINYZERO_JOIN_WAIT", "soon")
     with pytest.raises(UserError, match=r"\$TINYZERO_JOIN_WAIT='soon': a number of seconds >= 1 \(default 600\)"):
         LaunchPlan(run_dir=CFG, num_processes=2, num_machines=2, main_process_ip="10.0.0.1", cpu=True)

@@ -2,7 +2,8 @@
 
 The recipes are YAML files in ``tinyzero_trl/recipes/<group>/``. ``compose`` returns a plain mapping (what
 ``schema.validate`` checks) and turns every Hydra or OmegaConf error into one ``ConfigError`` line that names the
-override and says what to write instead.
+override and says what to write instead. ``resolve`` is what a launch plan asks of this layer, in one call:
+composed, the launch's settings written in, validated once, the model's path checked.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tinyzero_trl.config.schema import RECIPE_GROUPS, closest, section_keys
+from tinyzero_trl.config.schema import RECIPE_GROUPS, RunConfig, closest, section_keys, validate
 from tinyzero_trl.errors import ConfigError
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
@@ -91,3 +92,20 @@ def compose(overrides: list[str]) -> dict:
         GlobalHydra.instance().clear()
     raw.pop("hydra", None)
     return raw
+
+
+def resolve(overrides: list[str], *, training: dict | None = None,
+            processes: int | None = None) -> tuple[dict, RunConfig]:
+    """A launch plan's config in one call: ``overrides`` composed, the launch's own ``training`` settings written
+    into it (``use_cpu`` on a machine without CUDA, the vLLM server's URL: config.yaml records what the trainer
+    really runs with), validated once (trl's batch checks counting the plan's ``processes``), and the model's path
+    checked (a local path must hold a model; a hub id is looked up by the launch's preflight, so a dry run
+    downloads and creates nothing). Returns the mapping config.yaml will hold and its typed form."""
+    from tinyzero_trl.model.loading import check_model_path
+
+    resolved = compose(overrides)
+    if isinstance(resolved.get("training"), dict):  # anything else is refused by validate, naming the key
+        resolved["training"].update(training or {})
+    config = validate(resolved, processes=processes)
+    check_model_path(config.model.name_or_path)
+    return resolved, config

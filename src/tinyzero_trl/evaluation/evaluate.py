@@ -165,17 +165,18 @@ def evaluation(task: str, model_path: str, *, backend: str = "auto", limit: int 
                seed: int = 0, progress: bool = True) -> HeldOut:
     """The ``HeldOut`` evaluation of ``task`` for ``model_path``: the held-out rows formatted for the model (its
     tokenizer or processor), their prompts rendered, the scorer checked against their columns, and the sampling
-    settings. Loads no weights: what can fail before any generation fails here. The arguments are ``evaluate``'s.
+    settings. Loads no weights: what can fail before any generation fails here, but for the model itself, which
+    the caller has checked (``evaluate``; a reproduction's launch, before its base evaluation). The arguments are
+    ``evaluate``'s.
     """
     from tinyzero_trl.data import get_task
-    from tinyzero_trl.model.loading import check_model, load_processing_class
+    from tinyzero_trl.model.loading import load_processing_class
 
     sampling = Sampling(num_samples=num_samples, temperature=default_temperature(temperature, num_samples),
                         top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, stop=stop,
                         stop_token_ids=stop_token_ids)
     spec = get_task(task)
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
-    check_model(model_path, key="--model_path", **load)
     score_with = scorer_name(task, model_path, rewards, scorer)
     data_cfg = DataConfig(**data) if data is not None else run_data_config(task, model_path, data_overrides)
     if data_cfg.path is not None and "$TINYZERO_DATA" in data_cfg.path:
@@ -206,6 +207,11 @@ def evaluate(task: str, model_path: str, *, output: str | None = None, **argumen
     mapping) picks the scorer for a model outside a run directory; ``revision`` and ``trust_remote_code`` load a
     hub model exactly as the trainer does. ``stop`` strings and ``stop_token_ids`` end a completion on both
     backends alike (``model.stopping``); ``strip`` scores each completion without its surrounding whitespace, as
-    oat-zero's evaluator does. The arguments are ``evaluation``'s: it prepares, ``HeldOut.score`` runs.
+    oat-zero's evaluator does. The arguments are ``evaluation``'s: the model is checked, ``evaluation`` prepares,
+    ``HeldOut.score`` runs.
     """
+    from tinyzero_trl.model.loading import check_model
+
+    check_model(model_path, key="--model_path", revision=arguments.get("revision"),
+                trust_remote_code=bool(arguments.get("trust_remote_code")))
     return evaluation(task, model_path, **arguments).score(model_path, output=output)

@@ -92,7 +92,8 @@ class Protocol:
         """The protocol's ``HeldOut`` evaluation, prepared on first use and kept: the held-out rows, their prompts
         and the scorer are the same for the base and the trained model (the trained model keeps its base's
         tokenizer), so the final evaluation reuses what the base evaluation loaded. It is prepared with the base
-        model's tokenizer, loaded as the trainer loads it (the recipe's revision and ``trust_remote_code``)."""
+        model's tokenizer, loaded as the trainer loads it (the recipe's revision and ``trust_remote_code``). The
+        launch's preflight has checked that model, so it is not checked again."""
         if self._held is None:
             from tinyzero_trl.evaluation.evaluate import evaluation
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import yaml
 
-from tinyzero_trl.config.schema import RunConfig, validate
+from tinyzero_trl.config.compose import resolve
+from tinyzero_trl.config.schema import RunConfig
 from tinyzero_trl.errors import UserError
 from tinyzero_trl.launch.vllm_server import DEFAULT_VLLM_PORT, VLLMServer, split_gpus, vllm_server_for
-from tinyzero_trl.model.loading import check_model
 from tinyzero_trl.run.claim import CONFIG_FILE
 
 # How long the machines of a multi-machine launch wait for each other to join (torch's static rendezvous, which
@@ -111,14 +111,15 @@ class LaunchPlan:
     gpus: list[str] | None = None  # CUDA_VISIBLE_DEVICES of the trainer; None: all
     vllm_server: VLLMServer | None = None  # started here, before the trainer, stopped after it
     vllm_server_url: str | None = None  # a server started elsewhere (another node)
+    join_wait_s: int | None = None  # several machines: how long they wait for each other ($TINYZERO_JOIN_WAIT)
 
     def __post_init__(self):
         if self.num_processes < 1 or self.num_machines < 1:
             raise UserError(f"--num-processes {self.num_processes} / --num-machines {self.num_machines}: need >= 1")
         if self.num_machines > 1 and not self.main_process_ip:
             raise UserError("--num-machines > 1 needs --main-process-ip (the address of machine rank 0)")
-        if self.num_machines > 1:
-            join_wait()  # a bad $TINYZERO_JOIN_WAIT is refused before anything is claimed or started
+        if self.num_machines > 1:  # read once; a bad $TINYZERO_JOIN_WAIT is refused before anything is started
+            self.join_wait_s = join_wait()
         if self.num_processes % self.num_machines:
             raise UserError(f"--num-processes {self.num_processes} is not a multiple of --num-machines "
                             f"{self.num_machines} (accelerate starts num_processes / num_machines per machine)")
@@ -145,7 +146,7 @@ class LaunchPlan:
         cmd += ["--num_processes", str(self.num_processes), "--num_machines", str(self.num_machines)]
         if self.num_machines > 1:
             cmd += ["--machine_rank", str(self.machine_rank), "--main_process_ip", self.main_process_ip,
-                    "--rdzv_conf", f"timeout={join_wait()}"]  # static rendezvous: how long to wait for the others
+                    "--rdzv_conf", f"timeout={self.join_wait_s}"]  # static rendezvous: how long to wait
         several = self.num_processes > 1 or self.num_machines > 1
         if self.main_process_port:
             cmd += ["--main_process_port", str(self.main_process_port)]
@@ -173,12 +174,16 @@ class LaunchPlan:
             cmd += ["--multi_gpu"]
         return cmd + [str(GRPO_SCRIPT), "--run", str(self.run_dir)]
 
+    def main_address(self) -> str:
+        """Machine rank 0's ``IP:PORT`` for a multi-machine launch (accelerate's port 29500 when none is given)."""
+        return f"{self.main_process_ip}:{self.main_process_port or 29500}"
+
     def join_failure(self, stderr: str) -> str | None:
         """The line for a multi-machine launch that ended because a machine never joined, from what torch's
         launcher printed; None when it ended for another reason."""
         if self.num_machines < 2:
             return None
-        main = f"{self.main_process_ip}:{self.main_process_port or 29500}"
+        main = self.main_address()
         setting = f"${JOIN_WAIT_ENV}, default {JOIN_WAIT_SECONDS} s"
         again = ("mend that and start every machine's command again (a run with a checkpoint resumes from it)")
         if self.machine_rank == 0 and (found := _NOT_JOINED.findall(stderr)):
@@ -186,12 +191,12 @@ class LaunchPlan:
             missing = total - joined
             who = ("machine rank 1" if total == 2 else
                    f"{missing} of machine ranks 1-{total - 1} (torch does not say which)")
-            return (f"{who} never joined this launch: machine rank 0 waited {join_wait()} s for it at {main} ({setting}; "
+            return (f"{who} never joined this launch: machine rank 0 waited {self.join_wait_s} s for it at {main} ({setting}; "
                     f"{joined} of {total} machines joined). Its own `tinyzero-trl train` output says why (it failed "
                     f"or was never started); {again}")
         if self.machine_rank != 0 and _NO_ANSWER.search(stderr):
             return (f"machine rank 0 at {main} did not answer: this machine (rank {self.machine_rank}) waited "
-                    f"{join_wait()} s to join it ({setting}). Its own `tinyzero-trl train` output says why (it failed, "
+                    f"{self.join_wait_s} s to join it ({setting}). Its own `tinyzero-trl train` output says why (it failed, "
                     f"was never started, or listens elsewhere); {again}")
         return None
 
@@ -210,7 +215,9 @@ class LaunchPlan:
 @dataclass
 class Prepared:
     """A launch ready to go, as plain data: the resolved config (what config.yaml will hold), its checked form, the
-    plan, and what is read from them: the run directory, the launch's argv and shell line, the dry run's text."""
+    plan, and what is read from them: the run directory, the launch's argv and shell line, the dry run's text.
+    ``checked``: the launch's preflight has run (a rehearsal runs it before loading its data), so ``launch.run``
+    does not run it again."""
 
     resolved: dict
     config: RunConfig
@@ -219,6 +226,7 @@ class Prepared:
     command: list[str]
     shell: str
     text: str = ""
+    checked: bool = False
 
 
 def prepare(overrides: list[str], *, accelerate: str | None = None, num_processes: int | None = None,
@@ -232,21 +240,14 @@ def prepare(overrides: list[str], *, accelerate: str | None = None, num_processe
     What the launch adds to the config is written into it before the check (``training.use_cpu`` on a machine
     without CUDA, the vLLM server's URL), so config.yaml records what the trainer really runs with.
     """
-    from tinyzero_trl.config.compose import compose
-
-    resolved = compose(overrides)
     cpu = (not cuda_available()) if cpu is None else cpu
-    training = resolved.get("training") if isinstance(resolved.get("training"), dict) else {}
-    if cpu:
-        training["use_cpu"] = True
+    training = {"use_cpu": True} if cpu else {}
     url = f"http://127.0.0.1:{vllm_port}" if vllm_gpus > 0 else vllm_server_url
     if url:
         training["vllm_server_base_url"] = url
     processes = num_processes or num_machines
-    config = validate(resolved, processes=processes)  # bad input is reported before anything is planned
-    # A local model path that does not exist is bad input too, dry run or not (a hub id is looked up only by the
-    # preflight of a real launch: a dry run downloads nothing).
-    check_model(config.model.name_or_path, local_only=True)
+    # Bad input (a key, a value, a local model path without a model) is reported before anything is planned.
+    resolved, config = resolve(overrides, training=training, processes=processes)
     plan = LaunchPlan(run_dir=config.output_dir, accelerate=accelerate, num_processes=processes,
                       num_machines=num_machines, machine_rank=machine_rank, main_process_ip=main_process_ip,
                       main_process_port=main_process_port, cpu=cpu, vllm_server_url=vllm_server_url)
@@ -281,8 +282,8 @@ def render(prepared: Prepared, header: list[str] = (), *, sized_for_cpu: bool = 
     lines += resource_lines(plan, prepared.resolved, read_accelerate_config(plan.accelerate), cpu=sized_for_cpu)
     lines.insert(len(header) + 2, f"processes    : {plan.num_processes} training process(es) on {plan.num_machines} "
                  f"machine(s), {per_machine} per machine" + (
-                     f"; this is machine rank {plan.machine_rank}, main {plan.main_process_ip}:"
-                     f"{plan.main_process_port or 29500}" if plan.num_machines > 1 else ""))
+                     f"; this is machine rank {plan.machine_rank}, main {plan.main_address()}"
+                     if plan.num_machines > 1 else ""))
     lines.append(f"run dir      : {prepared.output_dir} (the resolved config is written to "
                  f"{prepared.output_dir / CONFIG_FILE})")
     lines.append("launch       : " + prepared.shell)

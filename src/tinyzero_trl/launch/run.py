@@ -1,9 +1,10 @@
 """Carry a prepared launch out, one path for ``train`` and ``reproduce``: preflight, claim, train, and around the
 training whatever the caller asks to be done before and after it (a reproduction's evaluation protocol).
 
-Each step happens once, here: the checks that need no training process (``config.checks.preflight``), the claim
-of the run directory and the one write of ``config.yaml`` (machine rank 0), then ``accelerate launch``, whose
-ranks read that file back (``grpo.py --run RUN_DIR``) and check nothing again.
+Each step happens once: the checks that need no training process (``config.checks.preflight``: here, after
+``prepare``'s check of the model's path, unless the caller has run it: ``Prepared.checked``), the claim of the run
+directory and the one write of ``config.yaml`` (machine rank 0), then ``accelerate launch``, whose ranks read that
+file back (``grpo.py --run RUN_DIR``) and check nothing again.
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ def execute(prepared: Prepared, *, debug: bool = False, server_timeout: float = 
 
 
 def run(prepared: Prepared, *, around: AroundTraining | None = None, debug: bool = False) -> Outcome:
-    """Preflight, claim the run directory, ``around.before``, train (unless the run is already finished),
-    ``around.after``; the ``Outcome`` says how it ended."""
-    preflight(prepared.config)
+    """Preflight (unless the caller ran it), claim the run directory, ``around.before``, train (unless the run is
+    already finished), ``around.after``; the ``Outcome`` says how it ended."""
+    if not prepared.checked:
+        preflight(prepared.config, path_checked=True)  # prepare checked the model's path; a hub id is left
     out = prepared.output_dir
     done = open_run_dir(prepared)
     if around is not None:

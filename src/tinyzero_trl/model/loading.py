@@ -13,19 +13,33 @@ HUB_PROBE_SECONDS = 10.0  # one try at the hub's address before huggingface_hub'
 def check_model(name: str, *, revision: str | None = None, trust_remote_code: bool = False,
                 key: str = "model.name_or_path", local_only: bool = False) -> None:
     """Fail early and clearly when the model cannot be found: a file, a directory without a model, a missing path,
-    or a hub id the hub cannot provide (the hub is asked for its config only). ``local_only`` (dry runs, which
-    download nothing): a hub id is not looked up."""
+    or a hub id the hub cannot provide (the hub is asked for its config only). The two stages, each run once per
+    launch: ``check_model_path`` (every plan, dry runs too) and ``check_hub_model`` (a launch's preflight).
+    ``local_only`` (dry runs, which download nothing): a hub id is not looked up."""
+    if check_model_path(name, key=key) or local_only:
+        return
+    check_hub_model(name, revision=revision, trust_remote_code=trust_remote_code, key=key)
+
+
+def check_model_path(name: str, *, key: str = "model.name_or_path") -> bool:
+    """True when ``name`` is a directory holding a model, False when it can only be a hub id; a ``ConfigError`` for
+    a path on this machine that holds no model (a file, a directory without config.json, a missing path)."""
     path = os.path.expanduser(name)
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise ConfigError(f"{key}={name}: the directory has no config.json (not a saved model)")
-        return
+        return True
     if os.path.isfile(path):
         raise ConfigError(f"{key}={name}: is a file; give the model's directory (the one holding config.json)")
     if name.startswith(_PATH_PREFIXES) or os.path.exists(path):
         raise ConfigError(f"{key}={name}: no such model directory")
-    if local_only:
-        return
+    return False
+
+
+def check_hub_model(name: str, *, revision: str | None = None, trust_remote_code: bool = False,
+                    key: str = "model.name_or_path") -> None:
+    """A hub id's model is in the cache (HF_HOME) or the hub provides it (its config only is asked for); else one
+    ``ConfigError`` that says which and what to do."""
     from huggingface_hub import try_to_load_from_cache
 
     try:

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tinyzero_trl.errors import EXIT_BAD_INPUT, UnusableRun, report
@@ -120,6 +121,7 @@ def rehearse(name: str, *, output_dir: str | None = None, extra: list[str] | Non
                            vllm_port=free_port(), header=repro.header(), sized_for_cpu=True)
         print(prepared.text, flush=True)
         protocol = _preflight(name, plan, prepared, started)
+        prepared = replace(prepared, checked=True)  # the launch does not run the preflight again
         outcome = run(prepared, around=_Recorded(plan, protocol), debug=debug)
     if outcome.code != 0:
         report("reproduce", f"rehearsal of {name}: training did not complete: {outcome.message}", code=outcome.code,
@@ -137,7 +139,7 @@ def _preflight(name: str, plan: RehearsalPlan, prepared, started: float):
     from tinyzero_trl.model.loading import load_processing_class
 
     cfg = prepared.config
-    preflight(cfg)
+    preflight(cfg, path_checked=True)  # prepare checked the model's path
     task = get_task(cfg.data.task)
     processing_class = load_processing_class(cfg.model.name_or_path, images=task.images)
     splits = task.load(cfg.data, processing_class, seed=cfg.seed)
