@@ -15,6 +15,10 @@ during the run, such as the error types; they are listed on their own):
 - modules passed: the distinct non-leaf modules in the sequence;
 - returns: the times the sequence comes back to a non-leaf module it had left, not counting the return of a
   call to the module that made it (a function returning to its caller is not a return to a module "left").
+
+Both are given twice: over modules, and over packages (the layers: ``launch``, ``config``, ``evaluation``...; each
+module of a package counted as the package, the top-level ``cli`` and ``grpo`` as themselves), the granularity at
+which the issue's first count was made, when each layer was about one module.
 """
 
 from __future__ import annotations
@@ -136,6 +140,11 @@ def summarize(events: list) -> dict:
             "sequence": [("" if kind == "call" else "<") + m.removeprefix("tinyzero_trl.") for kind, m, _ in path]}
 
 
+def by_package(events: list) -> list:
+    """``events`` with each module named by its package (``tinyzero_trl.launch.plan`` -> ``tinyzero_trl.launch``)."""
+    return [[kind, ".".join(mod.split(".")[:2]) if mod else mod, *rest] for kind, mod, *rest in events]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the reproduction, e.g. math-tiny")
@@ -157,12 +166,17 @@ def main(argv: list[str] | None = None) -> int:
             data = json.loads(path.read_text())
             summary = summarize(data["events"])
             if summary["sequence"]:
-                processes.append({"argv": data["argv"][:3], **summary, "events": data["events"]})
+                processes.append({"argv": data["argv"][:3], **summary, "packages": summarize(by_package(data["events"])),
+                                  "events": data["events"]})
     result = {"reproduction": args.name, "exit_code": code, "processes": processes}
     for proc in processes:
         print(f"\n{' '.join(map(str, proc['argv']))}\n  modules passed {proc['modules_passed']}, returns "
               f"{proc['returns']}, leaf helpers {proc['leaf_helpers']}, library callbacks {proc['library_callbacks']}"
               f"\n  " + " -> ".join(proc["sequence"]) + "\n  returns enter: " + ", ".join(proc["reentries"]))
+        pkg = proc["packages"]
+        print(f"  by package: passed {pkg['modules_passed']}, returns {pkg['returns']}, leaf packages "
+              f"{pkg['leaf_helpers']}\n  " + " -> ".join(pkg["sequence"]) + "\n  returns enter: "
+              + ", ".join(pkg["reentries"]))
     if args.out:
         Path(args.out).write_text(json.dumps(result) + "\n")
     return code

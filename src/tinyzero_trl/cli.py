@@ -129,6 +129,12 @@ def cmd_health(args) -> int:
     return health(Path(args.run_dir), as_json=args.json)
 
 
+def cmd_fidelity(args) -> int:
+    from tinyzero_trl.reproduce.fidelity_readme import command
+
+    return command(args)
+
+
 def cmd_record(args) -> int:
     from tinyzero_trl.reproduce.record import record
 
@@ -247,9 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
 
-    from tinyzero_trl.reproduce.fidelity_readme import add_parser as add_fidelity  # (light: no trl, no torch)
-
-    add_fidelity(sub, common)
+    p = sub.add_parser("fidelity", parents=[common],
+                       help="a reproduction's settings, evaluation protocol and data draw beside its source's")
+    p.add_argument("names", nargs="*", metavar="NAME", help="reproductions with a source.yaml")
+    p.add_argument("--all", action="store_true", help="every reproduction with a source.yaml")
+    p.add_argument("--write", action="store_true", help="write the table into each README (between its markers)")
+    p.add_argument("--check", action="store_true", help="exit 1 unless each README holds the current table")
+    p.set_defaults(func=cmd_fidelity)
 
     p = sub.add_parser("record", parents=[common], help="record a reference curve from several seeds of our own runs")
     p.add_argument("name")

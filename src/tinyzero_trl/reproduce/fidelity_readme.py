@@ -114,17 +114,6 @@ def sync(table: Table, readme: Path, *, write: bool) -> bool:
     return True
 
 
-def add_parser(sub, common) -> None:
-    """The ``fidelity`` subcommand of ``tinyzero-trl``."""
-    p = sub.add_parser("fidelity", parents=[common],
-                       help="a reproduction's settings, evaluation protocol and data draw beside its source's")
-    p.add_argument("names", nargs="*", metavar="NAME", help="reproductions with a source.yaml")
-    p.add_argument("--all", action="store_true", help="every reproduction with a source.yaml")
-    p.add_argument("--write", action="store_true", help="write the table into each README (between its markers)")
-    p.add_argument("--check", action="store_true", help="exit 1 unless each README holds the current table")
-    p.set_defaults(func=command)
-
-
 def command(args) -> int:
     """``tinyzero-trl fidelity``: print each table (or write / check the READMEs); 1 when a table has a problem
     or a README is stale, 0 otherwise."""
