@@ -20,6 +20,7 @@ from tinyzero_trl.run.claim import (
     claim,
     config_differences,
     latest_checkpoint,
+    open_run,
     set_aside,
     start_run,
     target_reached,
@@ -323,3 +324,35 @@ def test_a_checkpoint_at_or_without_a_step_target_resumes(tmp_path, training):
     run = make_run(tmp_path / "run", checkpoints=(30,))
     assert claim(run, {"training": training}) is None
     assert claim(tmp_path / "empty", {"training": training}) is None
+
+
+# open_run: the one call a launch makes (claim, then start_run on the one writer)
+
+
+def finished_run(run_dir: Path) -> Path:
+    """A run that completed its 10 steps with CONFIG's settings."""
+    return make_run(run_dir, config=CONFIG, status={"status": "completed", "global_step": 10}, checkpoints=(10,),
+                    metrics=True)
+
+
+def test_open_run_leaves_a_finished_run_alone_and_says_so(tmp_path):
+    run = finished_run(tmp_path / "run")
+    line = open_run(run, CONFIG)
+    assert line.startswith(f"{run} already holds a completed run (step 10); nothing to do")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing set aside
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint-10", "config.yaml", "metrics.jsonl", "run.json"]
+
+
+def test_open_run_fresh_sets_the_finished_run_aside_and_starts_anew(tmp_path, frozen_clock):
+    run = finished_run(tmp_path / "run")
+    assert open_run(run, {**CONFIG, "fresh": True}, fresh=True) is None
+    assert (tmp_path / "run.prev-20260101-120000" / "checkpoint-10").is_dir()
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["fresh"] is False  # the ranks must not move it again
+
+
+def test_open_run_on_another_machine_only_checks(tmp_path):
+    assert open_run(tmp_path / "run", CONFIG, write=False) is None
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(RunDirError, match="holds a run made with other settings"):
+        open_run(finished_run(tmp_path / "old"), with_training(learning_rate=2e-6), write=False)

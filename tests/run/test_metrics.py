@@ -60,10 +60,21 @@ def test_read_curves_reads_a_run_once_with_the_one_smoothing(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     curves = read_curves(tmp_path, 3)
     assert curves.last_step == 8 and curves.rewards == ["r"]
+    assert list(curves.series) == list(curves.means) == ["rewards/r/mean", "loss"]  # the step is no metric
     series = metric_series(rows, "rewards/r/mean")
     assert curves.series["rewards/r/mean"] == series
     assert curves.means["rewards/r/mean"] == [window_mean(series, s, 3) for s, _ in series]
     assert moving_means([], 3) == []
+
+
+def test_curves_of_a_run_that_has_logged_nothing_yet_are_empty(tmp_path):
+    """A run directory whose metrics.jsonl is still empty (or holds only a line cut mid-write) plots nothing."""
+    from tinyzero_trl.run.metrics import read_curves
+
+    for text in ("", '{"step": 1, "lo'):
+        (tmp_path / "metrics.jsonl").write_text(text)
+        curves = read_curves(tmp_path, 3)
+        assert (curves.last_step, curves.series, curves.means) == (None, {}, {})
 
 
 def test_a_missing_file_asks_whether_the_run_started(tmp_path):
