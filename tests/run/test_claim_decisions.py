@@ -140,6 +140,17 @@ def test_start_run_creates_missing_parents_and_keeps_a_run_unless_fresh(tmp_path
     assert "fresh start" not in capsys.readouterr().out
 
 
+def test_the_fresh_start_line_is_flushed_at_once(tmp_path, monkeypatch):
+    """In-process twin of the test below: stdout as a pipe gives it (block-buffered), the line must be out of the
+    buffer when start_run returns."""
+    import io
+
+    pipe = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(pipe, encoding="utf-8", line_buffering=False))
+    start_run(make_run(tmp_path / "run", metrics=True), {}, fresh=True)
+    assert b"fresh start: previous run moved to" in pipe.getvalue()
+
+
 def test_the_fresh_start_line_reaches_a_pipe_even_if_the_process_then_dies(tmp_path):
     # The launcher's log is a pipe: a line left in the buffer is lost when a rank is killed right after.
     run = make_run(tmp_path / "run", metrics=True)
