@@ -202,3 +202,15 @@ def test_format_reward_is_the_first_reward_that_judges_no_answer():
     assert format_reward(["cosine_accuracy", "open_rs_format"]) == "open_rs_format"
     assert format_reward(["countdown_equation", "tinyzero_correct"]) is None  # both judge answers
     assert format_reward([]) is None
+
+
+def test_scorer_libraries_name_the_installed_versions_behind_a_math_verdict():
+    """What the fidelity tables and summary record of a scorer: math-verify's rewards name its libraries and
+    their installed versions; the other rewards are this package's Python alone."""
+    from importlib.metadata import version
+
+    from tinyzero_trl.rewards import MATH_VERIFY_REWARDS, scorer_libraries
+
+    libraries = f"math-verify {version('math-verify')}, latex2sympy2_extended {version('latex2sympy2_extended')}"
+    assert {scorer_libraries(name) for name in MATH_VERIFY_REWARDS} == {libraries}
+    assert scorer_libraries("tinyzero_countdown") == scorer_libraries("count_accuracy") == "none (Python only)"

@@ -223,3 +223,19 @@ def test_a_rehearsal_is_known_by_its_file_or_by_summary_json(tmp_path):
     update_summary(tmp_path, rehearsal={})
     write_rehearsal(tmp_path, {})
     assert read_rehearsal(tmp_path) is None
+
+
+def test_mark_running_records_this_process_in_one_write_and_clears_an_old_error(tmp_path):
+    """What the trainer writes as it starts (resuming a failed run here): running, no error, who runs it and a first
+    heartbeat, its own fields, and what run.json held before."""
+    from tinyzero_trl.run.status import liveness, mark_running, read_status, update_status
+
+    update_status(tmp_path, status="failed", error={"message": "boom"}, global_step=3)
+    before = time.time()
+    status = mark_running(tmp_path, resumed_from="checkpoint-3")
+    assert status == read_status(tmp_path)
+    assert {k: status[k] for k in ("status", "error", "global_step", "resumed_from", "host", "pid")} == {
+        "status": "running", "error": None, "global_step": 3, "resumed_from": "checkpoint-3",
+        "host": socket.gethostname(), "pid": os.getpid()}
+    assert before <= status["heartbeat"] <= time.time()
+    assert liveness(status)[0]
