@@ -11,12 +11,12 @@ HUB_PROBE_SECONDS = 10.0  # one try at the hub's address before huggingface_hub'
 
 
 def check_model(name: str, *, revision: str | None = None, trust_remote_code: bool = False,
-                key: str = "model.name_or_path", local_only: bool = False) -> None:
+                key: str = "model.name_or_path") -> None:
     """Fail early and clearly when the model cannot be found: a file, a directory without a model, a missing path,
     or a hub id the hub cannot provide (the hub is asked for its config only). The two stages, each run once per
     launch: ``check_model_path`` (every plan, dry runs too) and ``check_hub_model`` (a launch's preflight).
-    ``local_only`` (dry runs, which download nothing): a hub id is not looked up."""
-    if check_model_path(name, key=key) or local_only:
+    Both at once, here, for a model no launch has checked (``tinyzero-trl evaluate``)."""
+    if check_model_path(name, key=key):
         return
     check_hub_model(name, revision=revision, trust_remote_code=trust_remote_code, key=key)
 
