@@ -100,7 +100,7 @@ def run_rewards(run_dir: str | os.PathLike) -> list[str]:
 def moving_means(series: list[tuple[int, float]], window: int) -> list[float]:
     """``window_mean(series, step, window)`` at each logged step of ``series``: the same smoothing (``_last_mean``)."""
     values = [v for _, v in series]
-    return [_last_mean(values[:i + 1], window) for i in range(len(values))]
+    return [_last_mean(values[max(i + 1 - window, 0):i + 1], window) for i in range(len(values))]
 
 
 @dataclass(frozen=True)
