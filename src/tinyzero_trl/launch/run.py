@@ -42,14 +42,6 @@ class Outcome:
     after: dict | None = None
 
 
-def open_run_dir(prepared: Prepared) -> str | None:
-    """Claim the run directory: refuse a live or different run, and on machine rank 0 set an old run aside if
-    ``fresh`` and write the resolved config the ranks will read. A line when there is nothing to do (a finished
-    run); the other machines of a multi-node launch only check."""
-    return open_run(prepared.output_dir, prepared.resolved, fresh=prepared.config.fresh,
-                    write=prepared.plan.machine_rank == 0)
-
-
 def execute(prepared: Prepared, *, debug: bool = False, server_timeout: float = 1800.0,
             secrets: dict | None = None) -> tuple[int, dict | None]:
     """Run the prepared launch: start the vLLM server if any and wait until healthy, train, stop the server.
@@ -85,7 +77,9 @@ def run(prepared: Prepared, *, around: AroundTraining | None = None, debug: bool
     if not prepared.checked:
         preflight(prepared.config, path_checked=True)  # prepare checked the model's path; a hub id is left
     out = prepared.output_dir
-    done = open_run_dir(prepared)
+    # Refuse a live or different run; machine rank 0 alone sets an old run aside (fresh) and writes the config the
+    # ranks will read, the other machines of a multi-node launch only check. A line when a finished run is left.
+    done = open_run(out, prepared.resolved, fresh=prepared.config.fresh, write=prepared.plan.machine_rank == 0)
     if around is not None:
         around.before(out)
     if done:
