@@ -199,6 +199,22 @@ def test_reproduce_help_lists_the_reproductions_and_its_arguments(capsys):
     assert "clevr-2b, clevr-tiny, countdown-0.5b" in out and "math-1.5b, math-tiny" in out and "KEY=VALUE" in out and "the reproduction:" in out
 
 
+def test_only_reproduce_help_lists_the_folders(monkeypatch, capsys):
+    """Every command builds the whole parser; the folders are listed when ``reproduce --help`` prints, not for a
+    ``verify`` or a ``reproduce`` that runs (it used to scan them on every call)."""
+    from tinyzero_trl import cli
+    from tinyzero_trl.reproduce import folders
+
+    listed = []
+    real = folders.list_reproductions
+    monkeypatch.setattr(folders, "list_reproductions", lambda: listed.append(1) or real())
+    cli.build_parser().parse_args(["reproduce", "countdown-tiny", "--dry-run"])
+    assert listed == []
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["reproduce", "--help"])
+    assert listed == [1] and "countdown-tiny" in capsys.readouterr().out
+
+
 def test_an_unreachable_hub_is_named_at_once():
     """Before: five retries with backoff (~25 s) for a hub id the hub cannot be asked about."""
     code = ("import time\nfrom tinyzero_trl.model.loading import check_model\nstart = time.monotonic()\ntry:\n"

@@ -167,6 +167,17 @@ def _reproduction_names() -> str:
     return ", ".join(list_reproductions()) or "none found (set TINYZERO_REPRODUCTIONS=DIR)"
 
 
+class _ListsReproductions(argparse.HelpFormatter):
+    """Writes the folders' names into ``reproduce --help`` when it is printed: building the parser, which every
+    command does, lists no folder."""
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action)
+        if text and "{reproductions}" in text:
+            return text.replace("{reproductions}", _reproduction_names())
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0].replace("``", ""),
                                      epilog="exit codes: 0 ok (verify: PASS; health: HEALTHY), 1 failed (FAIL; UNHEALTHY), 2 bad "
@@ -225,11 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", parents=[common], help="list the reproductions")
     p.set_defaults(func=cmd_list)
 
-    names = _reproduction_names()
     p = sub.add_parser("reproduce", parents=[common, training], help="run a reproduction end to end",
+                       formatter_class=_ListsReproductions,
                        description="Run a reproduction end to end: base evaluation, GRPO, final evaluation, "
                                    "summary.json and curves.png in the run directory.")
-    p.add_argument("name", help=f"the reproduction: {names} (`tinyzero-trl list` says what each claims and needs)")
+    p.add_argument("name", help="the reproduction: {reproductions} (`tinyzero-trl list` says what each claims and needs)")
     p.add_argument("--output-dir", default=None, help="run directory (default: $TINYZERO_RUNS/NAME or runs/NAME)")
     p.add_argument("--dry-run", action="store_true", help="print the launch plan; download nothing")
     p.add_argument("--num-processes", type=int, default=None)
