@@ -8,7 +8,15 @@ import pytest
 from tinyzero_trl.tiny import clevr_base as tiny_clevr_base
 from tinyzero_trl.tiny import countdown_base as tiny_base
 from tinyzero_trl.tiny import math_base as tiny_math_base
-from tinyzero_trl.tiny.pretrain import base_module, is_complete, recipe_hash, tiny_base_path
+from tinyzero_trl.tiny.pretrain import (
+    KERNEL_CAPS,
+    base_module,
+    compare_with_packaged,
+    cpu_kernels,
+    is_complete,
+    recipe_hash,
+    tiny_base_path,
+)
 
 BASES = {"countdown": tiny_base, "math": tiny_math_base, "clevr": tiny_clevr_base}
 
@@ -30,6 +38,7 @@ def test_build_is_deterministic_cached_and_rebuilt_when_the_recipe_changes(tmp_p
     info_a = json.loads((a / "build_info.json").read_text())
     assert info_a["weights_sha256"] == json.loads((b / "build_info.json").read_text())["weights_sha256"]
     assert info_a["recipe_hash"] == recipe_hash(small.RECIPE)
+    assert info_a["cpu_kernels"] == cpu_kernels()  # what a rebuild elsewhere is told it must match
     stamp = (a / "model.safetensors").stat().st_mtime_ns
     assert small.build_tiny_base(a, progress=False) == a
     assert (a / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
@@ -72,3 +81,27 @@ def test_the_recipe_comment_states_the_packaged_parameter_count(task):
     module = base_module(task)
     info = json.loads((module.PACKAGED_DIR / "build_info.json").read_text())
     assert f"{info['num_parameters']:,} parameters" in inspect.getsource(module)
+
+
+def _build_info(folder, **info):
+    folder.mkdir()
+    (folder / "build_info.json").write_text(json.dumps({"recipe_hash": "r", **info}))
+    return folder
+
+
+def test_a_rebuild_on_other_kernels_is_told_how_to_run_the_packaged_ones(tmp_path):
+    """countdown-tiny's packaged base ran AVX2 kernels; rebuilt on an AVX-512 machine it differs in every bit, and
+    the check says which kernels each ran and how to cap them (it said only "kernels differ between CPU types")."""
+    shipped = _build_info(tmp_path / "shipped", weights_sha256="a", cpu_kernels="AVX2")
+    same, lines = compare_with_packaged(_build_info(tmp_path / "here", weights_sha256="b", build_seconds=1,
+                                                    cpu_kernels="AVX512"), shipped)
+    assert not same
+    assert "the packaged build ran torch's AVX2 CPU kernels and this one AVX512" in lines[-1]
+    assert KERNEL_CAPS["AVX2"] in lines[-1]
+    same, lines = compare_with_packaged(_build_info(tmp_path / "old", weights_sha256="b", build_seconds=1,
+                                                    cpu_kernels="AVX512"), _build_info(tmp_path / "unrecorded",
+                                                                                        weights_sha256="a"))
+    assert "ran kernels it did not record, this one AVX512" in lines[-1] and "ATEN_CPU_CAPABILITY" not in lines[-1]
+    same, lines = compare_with_packaged(_build_info(tmp_path / "same", weights_sha256="a", build_seconds=1,
+                                                    cpu_kernels="AVX512"), shipped)
+    assert same and lines[-1].endswith("identical")

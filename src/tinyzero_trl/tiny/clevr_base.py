@@ -30,7 +30,6 @@ way round), so the miniature asks about colors only; the shapes stay in the pict
 
 from __future__ import annotations
 
-import json
 import random
 import string
 import time
@@ -263,16 +262,7 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     processor.save_pretrained(out_dir)
-    info = {
-        "recipe": RECIPE,
-        "seed": seed,
-        "recipe_hash": rhash,
-        "weights_sha256": tiny_pretrain.weights_sha256(out_dir),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "build_seconds": round(time.time() - start, 1),
-        "torch_threads": RECIPE["threads"],
-    }
-    (out_dir / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    tiny_pretrain.write_build_info(out_dir, recipe=RECIPE, seed=seed, rhash=rhash, model=model, start=start)
     return out_dir
 
 

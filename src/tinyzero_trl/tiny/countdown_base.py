@@ -79,7 +79,7 @@ RECIPE = {
         {"steps": 400, "lr": 1e-3, "warmup": 10, "careful_frac": 0.15, "long_frac": 0.85, "check_weight": 30.0,
          "data_seed": 11},
     ],
-    "threads": 2,  # fixed, so the weights do not depend on the core count (bit-identical on the same machine)
+    "threads": 2,  # fixed, so the weights do not depend on the core count (bit-identical on the same CPU kernels)
 }
 
 MARKERS = ["<think>", "</think>", "<answer>", "</answer>", "vs", "yes", "no"]

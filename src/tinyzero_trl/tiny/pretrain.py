@@ -158,6 +158,21 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    write_build_info(out_dir, recipe=recipe, seed=seed, rhash=rhash, model=model, start=start)
+    return out_dir
+
+
+def cpu_kernels() -> str:
+    """The instruction set of the CPU kernels torch runs in this process (``AVX2``, ``AVX512``...). Two builds of one
+    recipe are bit-identical only when they ran the same kernels: they round differently."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def write_build_info(out_dir: Path, *, recipe: dict, seed: int, rhash: str, model, start: float) -> None:
+    """``build_info.json`` of a finished build: the recipe and its hash, the weights' sha256, how long it took and
+    the CPU kernels it ran, which a rebuild is compared with (``compare_with_packaged``)."""
     info = {
         "recipe": recipe,
         "seed": seed,
@@ -166,9 +181,9 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "build_seconds": round(time.time() - start, 1),
         "torch_threads": recipe["threads"],
+        "cpu_kernels": cpu_kernels(),
     }
-    (out_dir / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return out_dir
+    (Path(out_dir) / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def pretrain_phase(model, tokenizer, texts: list[str], rng: random.Random, phase: dict, *, batch_size: int,
@@ -257,6 +272,12 @@ def report(progress: str, step: int, steps: int, loss, t0: float) -> None:
               flush=True)
 
 
+# The environment that caps torch's own kernels, MKL's and oneDNN's at one instruction set, for a rebuild on a newer
+# CPU than the build's (a cap can only go down). AVX2: a rebuild on an AVX-512 machine so capped gave countdown-tiny's
+# packaged sha256, which the same rebuild uncapped did not (reproductions/countdown-tiny/README.md).
+KERNEL_CAPS = {"AVX2": "ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"}
+
+
 def compare_with_packaged(out_dir: Path, packaged_dir: Path) -> tuple[bool, list[str]]:
     """Whether a rebuild in ``out_dir`` is bit-identical to the packaged build, and the lines that say so."""
     built = json.loads((Path(out_dir) / "build_info.json").read_text())
@@ -267,5 +288,12 @@ def compare_with_packaged(out_dir: Path, packaged_dir: Path) -> tuple[bool, list
              f"packaged ({packaged_dir}): {shipped.get('weights_sha256', 'none')} -> "
              f"{'identical' if same else 'DIFFERENT'}"]
     if not same and shipped.get("recipe_hash") == built["recipe_hash"]:
-        lines.append("same recipe, different bits: float kernels differ between CPU types; see build_info.json")
+        made, here = shipped.get("cpu_kernels"), built.get("cpu_kernels")
+        if made and here and made != here and made in KERNEL_CAPS:
+            lines.append(f"same recipe, different bits: the packaged build ran torch's {made} CPU kernels and this "
+                         f"one {here}, which round differently. To run the packaged build's kernels here, rebuild "
+                         f"with {KERNEL_CAPS[made]} set")
+        else:
+            lines.append("same recipe, different bits: float kernels differ between CPU types (the packaged build "
+                         f"ran {made or 'kernels it did not record'}, this one {here}); see build_info.json")
     return same, lines
