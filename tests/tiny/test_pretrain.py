@@ -90,7 +90,7 @@ def _build_info(folder, **info):
 
 
 def test_a_rebuild_on_other_kernels_is_told_how_to_run_the_packaged_ones(tmp_path):
-    """countdown-tiny's packaged base ran AVX2 kernels; rebuilt on an AVX-512 machine it differs in every bit, and
+    """countdown-tiny's packaged base ran AVX2 kernels; rebuilt on an AVX-512 machine its weights differ, and
     the check says which kernels each ran and how to cap them (it said only "kernels differ between CPU types")."""
     shipped = _build_info(tmp_path / "shipped", weights_sha256="a", cpu_kernels="AVX2")
     same, lines = compare_with_packaged(_build_info(tmp_path / "here", weights_sha256="b", build_seconds=1,
