@@ -152,7 +152,8 @@ def cmd_tiny_model(args) -> int:
 
 def cmd_tiny_base(args) -> int:
     """Rebuild a tiny base model (--task) and say whether it is bit-identical to the packaged one."""
-    from tinyzero_trl.tiny.pretrain import base_module, compare_with_packaged
+    from tinyzero_trl.tiny.pretrain import base_module
+    from tinyzero_trl.tiny.rebuild_check import compare_with_packaged
 
     module = base_module(args.task)
     same, lines = compare_with_packaged(module.build_tiny_base(args.out), module.PACKAGED_DIR)

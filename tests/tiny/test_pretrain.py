@@ -9,9 +9,7 @@ from tinyzero_trl.tiny import clevr_base as tiny_clevr_base
 from tinyzero_trl.tiny import countdown_base as tiny_base
 from tinyzero_trl.tiny import math_base as tiny_math_base
 from tinyzero_trl.tiny.pretrain import (
-    KERNEL_CAPS,
     base_module,
-    compare_with_packaged,
     cpu_kernels,
     is_complete,
     recipe_hash,
@@ -83,25 +81,15 @@ def test_the_recipe_comment_states_the_packaged_parameter_count(task):
     assert f"{info['num_parameters']:,} parameters" in inspect.getsource(module)
 
 
-def _build_info(folder, **info):
-    folder.mkdir()
-    (folder / "build_info.json").write_text(json.dumps({"recipe_hash": "r", **info}))
-    return folder
+def test_a_failed_build_gives_torch_its_threads_and_kernels_back():
+    """A build fixes threads and deterministic kernels; a test process, or a caller that catches the failure, gets
+    its own back, even when the build raises."""
+    import torch
 
+    from tinyzero_trl.tiny.pretrain import deterministic
 
-def test_a_rebuild_on_other_kernels_is_told_how_to_run_the_packaged_ones(tmp_path):
-    """countdown-tiny's packaged base ran AVX2 kernels; rebuilt on an AVX-512 machine its weights differ, and
-    the check says which kernels each ran and how to cap them (it said only "kernels differ between CPU types")."""
-    shipped = _build_info(tmp_path / "shipped", weights_sha256="a", cpu_kernels="AVX2")
-    same, lines = compare_with_packaged(_build_info(tmp_path / "here", weights_sha256="b", build_seconds=1,
-                                                    cpu_kernels="AVX512"), shipped)
-    assert not same
-    assert "the packaged build ran torch's AVX2 CPU kernels and this one AVX512" in lines[-1]
-    assert KERNEL_CAPS["AVX2"] in lines[-1]
-    same, lines = compare_with_packaged(_build_info(tmp_path / "old", weights_sha256="b", build_seconds=1,
-                                                    cpu_kernels="AVX512"), _build_info(tmp_path / "unrecorded",
-                                                                                        weights_sha256="a"))
-    assert "ran kernels it did not record, this one AVX512" in lines[-1] and "ATEN_CPU_CAPABILITY" not in lines[-1]
-    same, lines = compare_with_packaged(_build_info(tmp_path / "same", weights_sha256="a", build_seconds=1,
-                                                    cpu_kernels="AVX512"), shipped)
-    assert same and lines[-1].endswith("identical")
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="mid-build"), deterministic(threads=before + 1, seed=0):
+        assert torch.get_num_threads() == before + 1 and torch.are_deterministic_algorithms_enabled()
+        raise RuntimeError("mid-build")
+    assert torch.get_num_threads() == before and not torch.are_deterministic_algorithms_enabled()

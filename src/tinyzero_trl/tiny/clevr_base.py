@@ -238,32 +238,19 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
 
     Idempotent: a directory holding a complete build with the same recipe hash is returned untouched.
     """
-    import torch
 
     out_dir = Path(out_dir) if out_dir is not None else tiny_pretrain.cache_dir(PACKAGED_DIR.name)
     rhash = tiny_pretrain.recipe_hash(RECIPE, seed)
     if tiny_pretrain.is_complete(out_dir, rhash):
         return out_dir
     start = time.time()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(RECIPE["threads"])
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    try:
+    with tiny_pretrain.deterministic(RECIPE["threads"], seed):
         processor = build_processor()
         model = build_model(processor.tokenizer)
         model.train()
         for number, phase in enumerate(RECIPE["phases"], 1):
             pretrain_phase(model, processor, phase, seed, progress=f"phase {number}" if progress else "")
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.set_num_threads(threads)
-    model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    processor.save_pretrained(out_dir)
-    tiny_pretrain.write_build_info(out_dir, recipe=RECIPE, seed=seed, rhash=rhash, model=model, start=start)
-    return out_dir
+    return tiny_pretrain.save_build(out_dir, model, processor, recipe=RECIPE, seed=seed, rhash=rhash, start=start)
 
 
 def held_out_behaviour(model_dir: str | Path, *, num_test: int = 200, max_new_tokens: int = 64,

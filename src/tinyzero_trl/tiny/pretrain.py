@@ -1,11 +1,12 @@
 """What the packaged tiny base models share: tokenizer, pretraining loop, deterministic build and checksums.
 
 Each CPU miniature starts from a 0.61M-parameter Qwen2 pretrained offline on synthetic documents of its task
-(``countdown_base.py`` for countdown-tiny, ``math_base.py`` for math-tiny). A base module owns its recipe and
-its documents; this module turns them into a saved model the same way for every base: the same architecture
-knobs, the same next-token loop with an optional up-weighted set of tokens, fixed threads and deterministic
-kernels, and a ``build_info.json`` with the recipe, its hash and the weights' sha256, so that a rebuild can be
-compared bit for bit with the build that ships in ``assets/``.
+(``countdown_base.py`` for countdown-tiny, ``math_base.py`` for math-tiny; ``clevr_base.py``, a Qwen2-VL, runs its
+own loop on these pieces). A base module owns its recipe and its documents; this module turns them into a saved
+model the same way for every base: the same architecture knobs, the same next-token loop with an optional
+up-weighted set of tokens, fixed threads and deterministic kernels, and a ``build_info.json`` with the recipe, its
+hash and the weights' sha256, so that a rebuild can be compared bit for bit with the build that ships in
+``assets/`` (``rebuild_check``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 SPECIAL = ["<pad>", "<eos>"]
@@ -112,7 +114,6 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
     batches. ``phase[weight_key]`` (1.0 when absent or without a key) is the loss weight of ``weighted_tokens``.
     Idempotent: a directory holding a complete build of the same recipe hash is returned untouched.
     """
-    import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     out_dir = Path(out_dir)
@@ -120,11 +121,7 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
     if is_complete(out_dir, rhash):
         return out_dir
     start = time.time()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(recipe["threads"])
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic(recipe["threads"], seed):
         config = Qwen2Config(
             vocab_size=len(tokenizer),
             hidden_size=recipe["hidden_size"],
@@ -148,18 +145,26 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
             pretrain_phase(model, tokenizer, texts, rng, phase, batch_size=recipe["batch_size"],
                            weight_decay=recipe["weight_decay"], weight=weight, weighted_tokens=weighted_tokens,
                            progress=f"phase {number}" if progress else "")
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.set_num_threads(threads)
-
-    model.eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    write_build_info(out_dir, recipe=recipe, seed=seed, rhash=rhash, model=model, start=start)
-    return out_dir
+    return save_build(out_dir, model, tokenizer, recipe=recipe, seed=seed, rhash=rhash, start=start)
+
+
+@contextmanager
+def deterministic(threads: int, seed: int):
+    """Fixed threads, seed and deterministic kernels for the length of a build; torch's threads and its default
+    kernels are given back after it, even when the build fails."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(before)
 
 
 def cpu_kernels() -> str:
@@ -170,9 +175,15 @@ def cpu_kernels() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
-def write_build_info(out_dir: Path, *, recipe: dict, seed: int, rhash: str, model, start: float) -> None:
-    """``build_info.json`` of a finished build: the recipe and its hash, the weights' sha256, how long it took and
-    the CPU kernels it ran, which a rebuild is compared with (``compare_with_packaged``)."""
+def save_build(out_dir: Path, model, processor, *, recipe: dict, seed: int, rhash: str, start: float) -> Path:
+    """Save a finished build in ``out_dir``: the model (in eval mode), its tokenizer or processor, and
+    ``build_info.json`` (the recipe and its hash, the weights' sha256, how long it took and the CPU kernels it ran,
+    which a rebuild is compared with: ``compare_with_packaged``). Returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    processor.save_pretrained(out_dir)
     info = {
         "recipe": recipe,
         "seed": seed,
@@ -183,7 +194,8 @@ def write_build_info(out_dir: Path, *, recipe: dict, seed: int, rhash: str, mode
         "torch_threads": recipe["threads"],
         "cpu_kernels": cpu_kernels(),
     }
-    (Path(out_dir) / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out_dir / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out_dir
 
 
 def pretrain_phase(model, tokenizer, texts: list[str], rng: random.Random, phase: dict, *, batch_size: int,
@@ -270,30 +282,3 @@ def report(progress: str, step: int, steps: int, loss, t0: float) -> None:
     if progress and (step % 100 == 0 or step == steps - 1):
         print(f"[tiny-base] {progress}: step {step + 1}/{steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
               flush=True)
-
-
-# The environment that caps torch's own kernels, MKL's and oneDNN's at one instruction set, for a rebuild on a newer
-# CPU than the build's (a cap can only go down). AVX2: a rebuild on an AVX-512 machine so capped gave countdown-tiny's
-# packaged sha256, which the same rebuild uncapped did not (reproductions/countdown-tiny/README.md).
-KERNEL_CAPS = {"AVX2": "ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"}
-
-
-def compare_with_packaged(out_dir: Path, packaged_dir: Path) -> tuple[bool, list[str]]:
-    """Whether a rebuild in ``out_dir`` is bit-identical to the packaged build, and the lines that say so."""
-    built = json.loads((Path(out_dir) / "build_info.json").read_text())
-    shipped_path = Path(packaged_dir) / "build_info.json"
-    shipped = json.loads(shipped_path.read_text()) if shipped_path.is_file() else {}
-    same = built["weights_sha256"] == shipped.get("weights_sha256")
-    lines = [f"{out_dir}: weights sha256 {built['weights_sha256']} ({built['build_seconds']} s)",
-             f"packaged ({packaged_dir}): {shipped.get('weights_sha256', 'none')} -> "
-             f"{'identical' if same else 'DIFFERENT'}"]
-    if not same and shipped.get("recipe_hash") == built["recipe_hash"]:
-        made, here = shipped.get("cpu_kernels"), built.get("cpu_kernels")
-        if made and here and made != here and made in KERNEL_CAPS:
-            lines.append(f"same recipe, different bits: the packaged build ran torch's {made} CPU kernels and this "
-                         f"one {here}, which round differently. To run the packaged build's kernels here, rebuild "
-                         f"with {KERNEL_CAPS[made]} set")
-        else:
-            lines.append("same recipe, different bits: float kernels differ between CPU types (the packaged build "
-                         f"ran {made or 'kernels it did not record'}, this one {here}); see build_info.json")
-    return same, lines
