@@ -1,4 +1,4 @@
-"""What every packaged tiny base shares (tiny_pretrain.py): a deterministic, cached build, and a packaged build
+"""What every packaged tiny base shares (tiny/pretrain.py): a deterministic, cached build, and a packaged build
 that must be the build of the current recipe."""
 
 import json
@@ -15,6 +15,7 @@ from tinyzero_trl.tiny.pretrain import (
     recipe_hash,
     tiny_base_path,
 )
+from tinyzero_trl.tiny.rebuild_check import compare_with_packaged
 
 BASES = {"countdown": tiny_base, "math": tiny_math_base, "clevr": tiny_clevr_base}
 
@@ -48,7 +49,7 @@ def test_build_is_deterministic_cached_and_rebuilt_when_the_recipe_changes(tmp_p
 @pytest.mark.parametrize("task", sorted(BASES))
 def test_packaged_base_is_the_build_of_the_current_recipe(task):
     # Changing RECIPE without rebuilding would silently train a stale model: rebuild it with
-    # `tinyzero-trl tiny-base --task TASK --out src/tinyzero_trl/assets/NAME-tiny-base`.
+    # `tinyzero-trl tiny-base --task TASK --out src/tinyzero_trl/tiny/assets/NAME-tiny-base`.
     module = base_module(task)
     assert module is BASES[task]
     assert is_complete(module.PACKAGED_DIR, recipe_hash(module.RECIPE)), f"packaged {task} tiny base is stale"
@@ -56,6 +57,19 @@ def test_packaged_base_is_the_build_of_the_current_recipe(task):
     info = json.loads((module.PACKAGED_DIR / "build_info.json").read_text())
     assert (module.PACKAGED_DIR / "model.safetensors").stat().st_size < 5_000_000
     assert info["recipe"] == module.RECIPE
+
+
+@pytest.mark.parametrize("task", sorted(BASES))
+def test_the_packaged_files_beside_the_weights_are_what_a_build_writes(task, tmp_path, monkeypatch):
+    """``tiny-base --check`` holds every file of a rebuild against the packaged one, so the packaged config,
+    generation config and tokenizer must be what a build writes today (three of them had been re-saved after a
+    load or edited by hand). A build at full size with one step a phase writes them as the full build does: they
+    hold the architecture and the tokens, no trained number."""
+    module = BASES[task]
+    phases = [{**phase, "steps": 1, "warmup": 1} for phase in module.RECIPE["phases"]]
+    monkeypatch.setattr(module, "RECIPE", {**module.RECIPE, "phases": phases})
+    _, lines = compare_with_packaged(module.build_tiny_base(tmp_path / task, progress=False), module.PACKAGED_DIR)
+    assert "files other than the weights" not in lines[-1], lines[-1]
 
 
 @pytest.mark.parametrize("task", sorted(BASES))
