@@ -16,24 +16,66 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from tinyzero_trl.errors import ERROR_FILE_ENV
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
-    """Send ``sig`` to the process group of ``proc``, then SIGKILL what is left after ``grace`` seconds; reap it."""
-    if proc.poll() is not None:
+    """Send ``sig`` to the process group of ``proc``, then SIGKILL what is left after ``grace`` seconds; return once
+    ``proc`` is reaped and nothing else of its group runs.
+
+    A server's helpers outlive it by a moment: Python's resource tracker, which ignores SIGTERM, exits once its
+    parent has, and prints its leak warnings to the same terminal as it goes. Returning before it has would let those
+    lines land after the launch's own last line (a vLLM server's "leaked semaphore" warnings did, after the one-line
+    error of a refused server-mode launch)."""
+    if proc.poll() is not None and not _running_in_group(proc.pid):
         return
+    _signal_group(proc.pid, sig)
+    if not _wait_for_group(proc, grace):
+        _signal_group(proc.pid, signal.SIGKILL)
+        _wait_for_group(proc, 5.0)  # what SIGKILL cannot end at once (a process in the kernel) is left to init
+    proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
     try:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=grace)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(pgid, sig)
+    except ProcessLookupError:  # the group has ended
+        pass
+
+
+def _wait_for_group(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait until ``proc`` is reaped and its group has no running member; False if ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _running_in_group(proc.pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _running_in_group(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still running, zombies aside: an orphan's zombie waits for init to reap
+    it, which inside a container without an init may be never. Read from /proc; without /proc, the group's
+    existence (``killpg`` with signal 0) is all there is to go on."""
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(pgid, 0)
         except ProcessLookupError:
-            pass
-        proc.wait()
+            return False
+        return True
+    for stat in proc_dir.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended while we looked
+            continue
+        state, _, group = text[text.rindex(")") + 2:].split()[:3]  # after "pid (comm) ": state, ppid, pgrp
+        if group == str(pgid) and state != "Z":
+            return True
+    return False
 
 
 TAIL_BYTES = 65536
