@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -41,13 +40,11 @@ def start_train(args: list[str], log: Path, **env: str) -> subprocess.Popen:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the launcher and every rank it started (they share the process group)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    """SIGKILL the launcher and every rank it started (they share the process group), and wait until none runs
+    (the launch's own ``supervise.stop``)."""
+    from tinyzero_trl.launch.supervise import stop
+
+    stop(proc, signal.SIGKILL)
 
 
 def wait_all(procs: list[subprocess.Popen], logs: list[Path], timeout: float = RUN_TIMEOUT) -> list[int]:

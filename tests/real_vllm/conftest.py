@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -56,17 +55,11 @@ def run_cli(args: list[str], log: Path, *, timeout: float = RUN_TIMEOUT, **extra
 
 
 def kill_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
-    """SIGTERM the process group of ``proc``, SIGKILL what is left after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
+    """SIGTERM the process group of ``proc``, SIGKILL what is left after ``grace`` seconds: the launch's own
+    ``supervise.stop``, which also waits for the group's helpers (vLLM's resource tracker) to end."""
+    from tinyzero_trl.launch.supervise import stop
+
+    stop(proc, grace=grace)
 
 
 def free_port() -> int:
