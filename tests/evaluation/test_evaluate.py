@@ -136,3 +136,18 @@ def test_the_data_root_fills_a_benchmark_path(tiny_model, tmp_path, monkeypatch)
                                                                "test_split": "test", "template": "tiny"},
                       progress=False)
     assert out["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("arguments,says", [
+    ({"limit": 0}, "limit=0 (need at least 1)"),
+    ({"limit": -3}, "limit=-3 (need at least 1)"),  # a slice of nothing: an accuracy of 0.0 on no item, exit 0
+    ({"batch_size": 0}, "batch_size=0 (need at least 1)"),  # was range()'s ValueError, deep in generation
+])
+def test_a_limit_or_batch_below_one_is_refused_before_the_data_loads(tiny_model, monkeypatch, arguments, says):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the data was loaded")
+
+    monkeypatch.setattr("tinyzero_trl.model.loading.load_processing_class", no_loading)
+    with pytest.raises(UserError, match="invalid evaluation settings: ") as err:
+        ev.evaluate("countdown", tiny_model, data_overrides={"source": "generate"}, **arguments)
+    assert says in str(err.value)

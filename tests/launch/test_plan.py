@@ -247,6 +247,14 @@ def test_cli_dry_run_bad_config_name(capsys):
     assert code == 2 and "packaged: ddp, fsdp, zero1, zero2, zero3" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["train", "+countdown=grpo-qwen-2.5-3b-base", "model.name_or_path=Qwen/x"],
+                                     ["reproduce", "countdown-tiny"]])
+def test_zero_processes_is_refused_not_taken_for_the_default(command, capsys):
+    """--num-processes 0 planned the default (one process, or the folder's count) without a word, as if unset."""
+    assert cli_main([*command, "--dry-run", "--num-processes", "0"]) == 2
+    assert "--num-processes 0 / --num-machines 1: need >= 1" in capsys.readouterr().err
+
+
 def test_execute_starts_waits_for_and_stops_the_server(tmp_path, monkeypatch):
     """execute: server up, /health answered, trainer runs against it, server stopped after."""
     from tinyzero_trl.launch import run as launch

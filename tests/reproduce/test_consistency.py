@@ -92,3 +92,35 @@ def test_a_dry_run_refuses_a_folder_whose_check_could_never_be_judged(tmp_path, 
     monkeypatch.setenv("TINYZERO_REPRODUCTIONS", str(tmp_path))
     assert cli.main(["reproduce", "countdown-3b", "--dry-run"]) == 2
     assert "metric 'rewards/mini_r1_equation/mean' is never logged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change,says", [
+    ({"max_new_token": 128}, "evaluate.max_new_token is not an evaluate setting; did you mean 'max_new_tokens'?"),
+    ({"revision": "main"}, "evaluate.revision is not an evaluate setting"),  # the protocol loads the recipe's model
+    ({"batch_size": "100"}, "evaluate.batch_size='100': expected int"),
+    ({"backend": "hff"}, "evaluate.backend='hff': expected one of 'auto', 'vllm', 'hf'"),
+    ({"batch_size": 0}, "evaluate: invalid evaluation settings: batch_size=0 (need at least 1)"),
+    ({"limit": -3}, "evaluate: invalid evaluation settings: limit=-3 (need at least 1)"),
+    ({"top_p": 0}, "evaluate: invalid sampling settings: top_p=0 (need 0 < top_p <= 1)"),
+])
+def test_an_evaluate_block_evaluate_would_refuse_is_named(change, says):
+    """A folder's evaluate: block is checked with the folder, not when the base evaluation starts (there a typo
+    was a TypeError, after the run directory was claimed)."""
+    repro = Reproduction.load("math-tiny")
+    bad = dataclasses.replace(repro, evaluate={**repro.evaluate, **change})
+    with pytest.raises(UserError, match="config.yaml: evaluate") as err:
+        check_folder(bad, resolved(repro))
+    assert says in str(err.value)
+
+
+def test_a_dry_run_refuses_a_folder_whose_evaluate_block_has_a_typo(tmp_path, monkeypatch, capsys):
+    from tinyzero_trl import cli
+
+    folder = tmp_path / "math-tiny"
+    shutil.copytree(reproductions_root() / "math-tiny", folder)
+    config = folder / "config.yaml"
+    config.write_text(config.read_text().replace("  max_new_tokens:", "  max_new_token:"))
+    monkeypatch.setenv("TINYZERO_REPRODUCTIONS", str(tmp_path))
+    assert cli.main(["reproduce", "math-tiny", "--dry-run", "--output-dir", str(tmp_path / "run")]) == 2
+    assert f"{config}: evaluate.max_new_token is not an evaluate setting" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

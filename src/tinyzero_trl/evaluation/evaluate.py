@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tinyzero_trl.config.schema import DataConfig
 from tinyzero_trl.errors import UserError
@@ -89,6 +89,15 @@ def check_scorer(score_with: str, columns: list[str], task: str) -> None:
                     f"{[c for c in columns if c not in ('prompt', 'image')]}){suggest}")
 
 
+def check_sizes(limit: int | None, batch_size: int) -> None:
+    """Refuse a ``limit`` or ``batch_size`` below 1 before any data is loaded: a limit of 0 (or -3, which slices
+    nothing) would report an accuracy on no item at all, and a batch of 0 fails deep in generation."""
+    problems = [f"{name}={value} (need at least 1)" for name, value in (("limit", limit), ("batch_size", batch_size))
+                if value is not None and value < 1]
+    if problems:
+        raise UserError("invalid evaluation settings: " + "; ".join(problems))
+
+
 @dataclass
 class HeldOut:
     """A held-out evaluation prepared once, as plain data: the rows formatted for the model, their prompts (rendered
@@ -157,7 +166,7 @@ def default_temperature(temperature: float | None, num_samples: int) -> float:
     return temperature
 
 
-def evaluation(task: str, model_path: str, *, backend: str = "auto", limit: int | None = None,
+def evaluation(task: str, model_path: str, *, backend: Literal["auto", "vllm", "hf"] = "auto", limit: int | None = None,
                num_samples: int = 1, temperature: float | None = None, top_p: float = 1.0, top_k: int = 0,
                max_new_tokens: int = 1024, stop: list[str] | None = None, stop_token_ids: list[int] | None = None,
                strip: bool = False, batch_size: int = 16, data_overrides: dict | None = None, data: dict | None = None,
@@ -172,6 +181,7 @@ def evaluation(task: str, model_path: str, *, backend: str = "auto", limit: int 
     from tinyzero_trl.data import get_task
     from tinyzero_trl.model.loading import load_processing_class
 
+    check_sizes(limit, batch_size)
     sampling = Sampling(num_samples=num_samples, temperature=default_temperature(temperature, num_samples),
                         top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, stop=stop,
                         stop_token_ids=stop_token_ids)

@@ -123,6 +123,57 @@ class Protocol:
         return result["accuracy"]
 
 
+# What a folder's ``evaluate:`` block may set beyond ``evaluation``'s keyword arguments (``task``), and which of those
+# arguments the protocol sets itself from the run's config: the base model's revision and trust_remote_code (as the
+# trainer loads it), the run's rewards (``scorer`` names another), and its data (``data`` merges over it).
+_OWN_KEYS = {"task"}
+_SET_BY_THE_RUN = {"rewards", "revision", "trust_remote_code", "data_overrides"}
+
+
+def check_settings(settings: dict, where: str) -> None:
+    """Refuse a folder's ``evaluate:`` block that ``evaluate`` would refuse, before anything runs (``reproduce``'s
+    consistency check, so also its dry run): an unknown key (the closest ones named), a value of the wrong type
+    (against ``evaluation``'s annotations, checked by pydantic), or one out of range (``Sampling``,
+    ``check_sizes``). ``where`` prefixes the one-line error, e.g. the folder's config.yaml. Without this a typo in
+    the block surfaced as a TypeError after the run directory was claimed."""
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from tinyzero_trl.config.schema import closest
+    from tinyzero_trl.errors import UserError
+    from tinyzero_trl.evaluation.evaluate import check_sizes, default_temperature, evaluation
+    from tinyzero_trl.evaluation.generation import Sampling
+
+    hints = typing.get_type_hints(evaluation)
+    valid = sorted(_OWN_KEYS | set(evaluate_defaults()) - _SET_BY_THE_RUN - {"output"})
+    for key, value in settings.items():
+        if key not in valid:
+            raise UserError(f"{where}: evaluate.{key} is not an evaluate setting{closest(key, valid)} (valid: "
+                            f"{', '.join(valid)})")
+        try:
+            TypeAdapter(hints[key]).validate_python(value, strict=True)
+        except ValidationError:
+            raise UserError(f"{where}: evaluate.{key}={value!r}: expected {_shown(hints[key])}") from None
+    args = {**evaluate_defaults(), **settings}
+    sampling = {k: args[k] for k in ("num_samples", "top_p", "top_k", "max_new_tokens", "seed", "stop",
+                                     "stop_token_ids")}
+    try:
+        Sampling(temperature=default_temperature(args["temperature"], args["num_samples"]), **sampling)
+        check_sizes(args["limit"], args["batch_size"])
+    except UserError as err:
+        raise UserError(f"{where}: evaluate: {err}") from None
+
+
+def _shown(hint) -> str:
+    """A type annotation as a user reads it: ``int``, ``int | None``, ``one of 'auto', 'vllm', 'hf'``."""
+    import typing
+
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
 def evaluate_defaults() -> dict:
     """``evaluate``'s keyword arguments and their defaults (what a protocol leaves unset runs with)."""
     import inspect

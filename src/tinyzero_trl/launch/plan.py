@@ -245,7 +245,7 @@ def prepare(overrides: list[str], *, accelerate: str | None = None, num_processe
     url = f"http://127.0.0.1:{vllm_port}" if vllm_gpus > 0 else vllm_server_url
     if url:
         training["vllm_server_base_url"] = url
-    processes = num_processes or num_machines
+    processes = num_machines if num_processes is None else num_processes
     # Bad input (a key, a value, a local model path without a model) is reported before anything is planned.
     resolved, config = resolve(overrides, training=training, processes=processes)
     plan = LaunchPlan(run_dir=config.output_dir, accelerate=accelerate, num_processes=processes,

@@ -4,7 +4,8 @@ produce?
 ``reproduce NAME`` (and its ``--rehearse`` and ``--dry-run``) calls ``check_folder`` first, so that a check of a
 metric the recipe never logs, a summary figure nobody writes, an evaluation block for another task, or a reference
 step the run stops before, fails in a second with one line naming the check, not after hours of GPU time when
-``verify`` cannot judge the run. What needs the data (the evaluation scorer against the held-out rows' columns)
+``verify`` cannot judge the run; so does an ``evaluate:`` block with a setting ``evaluate`` would refuse
+(``evaluation.protocol.check_settings``). What needs the data (the evaluation scorer against the held-out rows' columns)
 is checked by ``evaluation.evaluate.evaluation`` before any generation.
 """
 
@@ -81,6 +82,9 @@ def check_folder(repro, resolved: dict) -> None:
                 raise UserError(f"{where}: reference step {point['step']} is past step {stops}, where the run stops "
                                 "(stop_at_step / training.max_steps): it could never be judged")
     if repro.evaluate:
+        from tinyzero_trl.evaluation.protocol import check_settings
+
+        check_settings(repro.evaluate, str(repro.folder / "config.yaml"))
         task = repro.evaluate.get("task")
         if task != (resolved.get("data") or {}).get("task"):
             raise UserError(f"{repro.folder / 'config.yaml'}: evaluate.task={task!r}, but the recipe trains "

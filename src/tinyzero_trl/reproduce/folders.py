@@ -78,8 +78,9 @@ class Reproduction:
 
     def launch_options(self, num_processes: int | None = None) -> dict:
         """The ``launch.plan.prepare`` options of this folder (the server reproductions get one vLLM GPU)."""
-        return {"accelerate": self.accelerate, "num_processes": num_processes or self.num_processes,
-                "cpu": True if self.cpu else None, "vllm_gpus": 1 if self.vllm_mode == "server" and not self.cpu else 0}
+        processes = self.num_processes if num_processes is None else num_processes  # 0 is refused, not the default
+        return {"accelerate": self.accelerate, "num_processes": processes, "cpu": True if self.cpu else None,
+                "vllm_gpus": 1 if self.vllm_mode == "server" and not self.cpu else 0}
 
     def pinned(self, output_dir: Path) -> tuple[dict, set]:
         """The config a run of this reproduction must have been made with, and the keys free to differ.

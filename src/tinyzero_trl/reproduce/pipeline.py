@@ -27,7 +27,7 @@ def reproduce(name: str, *, output_dir: str | None = None, dry_run: bool = False
     from tinyzero_trl.reproduce.consistency import check_folder
 
     if rehearse:
-        if dry_run or num_processes:
+        if dry_run or num_processes is not None:
             raise UserError("--rehearse plans its own launch: drop --dry-run and --num-processes")
         from tinyzero_trl.reproduce.rehearsal import rehearse as run_rehearsal
 
