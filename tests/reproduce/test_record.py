@@ -3,6 +3,7 @@ import subprocess
 
 import pytest
 
+from tinyzero_trl.errors import UserError
 from tinyzero_trl.reproduce.record import build_expected, record
 from tinyzero_trl.verification.verify import judge, observe
 
@@ -42,8 +43,22 @@ def test_bands_cover_every_seed_and_reject_a_run_cut_to_a_third(tmp_path):
 
 def test_recording_refuses_a_dirty_tree(tmp_path, monkeypatch):
     monkeypatch.setattr("tinyzero_trl.reproduce.record._dirty", lambda root: " M src/x.py")
-    with pytest.raises(RuntimeError, match="dirty tree"):
+    with pytest.raises(UserError, match="dirty tree"):
         record("countdown-3b", [0], out_root=str(tmp_path))
+
+
+@pytest.mark.parametrize("seeds,options,says", [
+    ([0, 1], {"every": 0}, "--every 0: need >= 1"),
+    ([0, 1], {"window": 0}, "--window 0: need >= 1"),  # averaged every step so far; verify refuses the file
+    ([0, 1, 0], {}, "seed 0 given twice"),  # one run counted as two seeds: a band narrower than the runs
+    ([], {}, "--seeds: give at least one seed"),
+])
+def test_recording_refuses_settings_that_would_make_it_wrong_before_any_seed_runs(tmp_path, monkeypatch, seeds,
+                                                                                   options, says):
+    monkeypatch.setattr("tinyzero_trl.reproduce.record._dirty", lambda root: "")
+    monkeypatch.setattr("tinyzero_trl.reproduce.pipeline.reproduce", lambda *a, **k: pytest.fail("a seed ran"))
+    with pytest.raises(UserError, match=says):
+        record("countdown-tiny", seeds, out_root=str(tmp_path), **options)
 
 
 def test_dirty_check_reads_git(tmp_path):
@@ -60,7 +75,7 @@ def test_recording_reuses_a_finished_seed_only_from_the_same_commit(tmp_path, mo
     monkeypatch.setattr("tinyzero_trl.reproduce.pipeline.reproduce", lambda *a, **k: pytest.fail("must not train"))
     run = seed_run(tmp_path / "countdown-tiny-seed0", 1.0, 0.7)
     (run / "env.json").write_text(json.dumps({"git_commit": "old"}))
-    with pytest.raises(RuntimeError, match="from commit old, not new"):
+    with pytest.raises(UserError, match="from commit old, not new"):
         record("countdown-tiny", [0], out_root=str(tmp_path))
 
     written = []

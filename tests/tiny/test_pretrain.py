@@ -107,3 +107,18 @@ def test_a_failed_build_gives_torch_its_threads_and_kernels_back():
         assert torch.get_num_threads() == before + 1 and torch.are_deterministic_algorithms_enabled()
         raise RuntimeError("mid-build")
     assert torch.get_num_threads() == before and not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.parametrize("task", sorted(BASES))
+def test_a_build_into_a_place_it_cannot_write_fails_before_it_trains(task, tmp_path, monkeypatch):
+    """tiny-base --out /proc/x trained its 10-40 minutes, then failed saving; now it fails first, naming the place."""
+    from tinyzero_trl.errors import RunDirError
+    from tinyzero_trl.tiny import pretrain
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the build started training")
+
+    monkeypatch.setattr(pretrain, "deterministic", no_training)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(RunDirError, match="tiny base directory=.*a-file/base: cannot write there"):
+        BASES[task].build_tiny_base(tmp_path / "a-file" / "base")

@@ -110,3 +110,11 @@ def test_saved_processor_round_trips(tiny_vl, tmp_path):
     again = load_processor(str(tmp_path))
     assert again.image_processor.size == processor.image_processor.size
     assert again.chat_template == processor.chat_template
+
+
+def test_a_place_it_cannot_write_is_named(tmp_path):
+    from tinyzero_trl.errors import RunDirError
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(RunDirError, match="--out=.*a-file/model: cannot write there"):
+        build_tiny_model("qwen2", tmp_path / "a-file" / "model")

@@ -16,6 +16,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from tinyzero_trl.errors import UserError
 from tinyzero_trl.rewards import training_accuracy
 from tinyzero_trl.run.environment import ENV_FILE, environment
 from tinyzero_trl.run.metrics import metric_series, read_metrics, run_rewards, window_mean
@@ -91,15 +92,31 @@ def _run_commit(run_dir: Path) -> str | None:
         return None
 
 
+def check_settings(seeds: list[int], *, every: int, window: int) -> None:
+    """Refuse what would make a recording wrong, before any seed runs: a step spacing or window below 1 (a window
+    of 0 averaged every step so far, and ``verify`` refuses the expected.json it wrote), no seed, or a seed twice
+    (its one run would count as two seeds, narrowing the band)."""
+    problems = [f"--{flag} {value}: need >= 1" for flag, value in (("every", every), ("window", window)) if value < 1]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if not seeds:
+        problems.append("--seeds: give at least one seed")
+    if repeated:
+        problems.append(f"--seeds {' '.join(map(str, seeds))}: seed {', '.join(map(str, repeated))} given twice; each "
+                        "seed is one run, and a band is only as wide as the runs are independent")
+    if problems:
+        raise UserError("; ".join(problems))
+
+
 def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out_root: str = "runs/record") -> Path:
     """Run ``name`` once per seed and write its ``expected.json``; return the file written."""
     from tinyzero_trl.reproduce.folders import Reproduction
     from tinyzero_trl.reproduce.pipeline import reproduce
 
     repro = Reproduction.load(name)
+    check_settings(seeds, every=every, window=window)
     dirty = _dirty(repro.folder)
     if dirty:
-        raise RuntimeError(f"refusing to record from a dirty tree (commit first):\n{dirty}")
+        raise UserError(f"refusing to record from a dirty tree (commit first):\n{dirty}")
     env = environment()  # now, while the tree is known clean: edits made while the seeds run do not count
     run_dirs = []
     for seed in seeds:
@@ -109,8 +126,8 @@ def record(name: str, seeds: list[int], *, every: int = 10, window: int = 5, out
             # was made at this commit: a run from older code must not stand in for this recording.
             made_at = _run_commit(out)
             if made_at != env.get("git_commit"):
-                raise RuntimeError(f"{out} holds a finished run from commit {made_at}, not {env.get('git_commit')}:"
-                                   f" remove it to record this commit")
+                raise UserError(f"{out} holds a finished run from commit {made_at}, not {env.get('git_commit')}:"
+                                " remove it to record this commit")
         else:
             code = reproduce(name, output_dir=str(out), extra=[f"seed={seed}"])
             if code != 0:

@@ -53,8 +53,9 @@ def write_yaml(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def check_writable(run_dir: Path, key: str = "training.output_dir") -> None:
-    """Create ``run_dir`` and write a file in it now, so an unwritable place fails before any work."""
+def check_writable(run_dir: Path, key: str = "training.output_dir", hint: str = "--output-dir runs/NAME") -> None:
+    """Create ``run_dir`` and write a file in it now, so an unwritable place fails before any work; the error
+    names ``key`` and suggests ``hint``."""
     probe = run_dir / f".write-test-{socket.gethostname()}-{os.getpid()}"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -62,4 +63,4 @@ def check_writable(run_dir: Path, key: str = "training.output_dir") -> None:
         probe.unlink()
     except OSError as err:
         raise RunDirError(f"{key}={run_dir}: cannot write there ({err.strerror or err}); choose a directory you "
-                          "can write, e.g. --output-dir runs/NAME") from err
+                          f"can write, e.g. {hint}") from err

@@ -239,8 +239,8 @@ def build_tiny_base(out_dir: str | Path | None = None, *, seed: int = 0, progres
     Idempotent: a directory holding a complete build with the same recipe hash is returned untouched.
     """
     out_dir = Path(out_dir) if out_dir is not None else tiny_pretrain.cache_dir(PACKAGED_DIR.name)
-    rhash = tiny_pretrain.recipe_hash(RECIPE, seed)
-    if tiny_pretrain.is_complete(out_dir, rhash):
+    rhash = tiny_pretrain.needs_build(out_dir, RECIPE, seed)
+    if rhash is None:
         return out_dir
     start = time.time()
     with tiny_pretrain.deterministic(RECIPE["threads"], seed):

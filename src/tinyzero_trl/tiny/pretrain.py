@@ -106,6 +106,18 @@ def make_tokenizer(chars: Sequence[str], added: Sequence[str], *, chat_template:
 PhaseTexts = Callable[[dict, int], tuple[list[str], random.Random]]
 
 
+def needs_build(out_dir: Path, recipe: dict, seed: int) -> str | None:
+    """The recipe hash of a build still to make in ``out_dir``, or None when ``out_dir`` holds it complete. A place
+    the build cannot write fails here, not when it saves after minutes of training."""
+    from tinyzero_trl.run.files import check_writable
+
+    rhash = recipe_hash(recipe, seed)
+    if is_complete(out_dir, rhash):
+        return None
+    check_writable(out_dir, key="tiny base directory", hint="tinyzero-trl tiny-base --out DIR, or TINYZERO_CACHE=DIR")
+    return rhash
+
+
 def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts: PhaseTexts,
                weight_key: str | None = None, weighted_tokens: Sequence[str] = (), progress: bool = True) -> Path:
     """Pretrain ``recipe``'s model phase by phase and save it, its tokenizer and ``build_info.json``.
@@ -117,8 +129,8 @@ def build_base(out_dir: Path, *, recipe: dict, seed: int, tokenizer, phase_texts
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     out_dir = Path(out_dir)
-    rhash = recipe_hash(recipe, seed)
-    if is_complete(out_dir, rhash):
+    rhash = needs_build(out_dir, recipe, seed)
+    if rhash is None:
         return out_dir
     start = time.time()
     with deterministic(recipe["threads"], seed):

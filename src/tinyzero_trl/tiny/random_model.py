@@ -152,6 +152,9 @@ ARCHS = {"qwen2": build_qwen2, "qwen2-vl": build_qwen2_vl}
 
 def build_tiny_model(arch: str, out: str | Path, *, vllm: bool = False, **kwargs) -> Path:
     """Build a random tiny model of ``arch`` (one of ``ARCHS``) into ``out``; ``vllm``: a shape vLLM's CPU build runs."""
+    from tinyzero_trl.run.files import check_writable
+
     if arch not in ARCHS:
         raise ValueError(f"unknown --arch {arch!r}; choose one of {sorted(ARCHS)}")
+    check_writable(Path(out), key="--out", hint="--out DIR")
     return ARCHS[arch](out, **({**VLLM_SHAPE, **kwargs} if vllm else kwargs))
