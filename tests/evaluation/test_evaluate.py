@@ -151,3 +151,13 @@ def test_a_limit_or_batch_below_one_is_refused_before_the_data_loads(tiny_model,
     with pytest.raises(UserError, match="invalid evaluation settings: ") as err:
         ev.evaluate("countdown", tiny_model, data_overrides={"source": "generate"}, **arguments)
     assert says in str(err.value)
+
+
+@pytest.mark.parametrize("where,says", [("a-file/eval.json", "--output=.*a-file: cannot write there"),
+                                        (".", "a directory; give the JSON file to write")])
+def test_an_output_it_cannot_write_is_refused_before_generating(tiny_model, tmp_path, monkeypatch, where, says):
+    """--output in an unwritable place failed only when the result was written, after every generation."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr("tinyzero_trl.evaluation.generation.generate_hf", lambda *a, **k: pytest.fail("generated"))
+    with pytest.raises(UserError, match=says):
+        ev.evaluate("countdown", tiny_model, data_overrides={"source": "generate"}, output=str(tmp_path / where))

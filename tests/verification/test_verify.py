@@ -85,6 +85,13 @@ def test_cli_exit_codes(repro, tmp_path, capsys):
     assert code == 2 and "no such run directory" in err
 
 
+def test_a_report_it_cannot_write_is_bad_input_not_a_fail(repro, tmp_path, capsys):
+    """An unwritable --report-dir was an OSError at the end, exit 1: what a script reads as FAIL of a good run."""
+    (tmp_path / "a-file").write_text("")
+    code, out, err = verify(make_run(tmp_path / "good"), capsys, "--report-dir", str(tmp_path / "a-file" / "report"))
+    assert code == 2 and "--report-dir=" in err and "a-file/report: cannot write there" in err and "PASS" not in out
+
+
 def test_truncated_metrics_are_unusable_with_file_and_line(repro, tmp_path):
     run = make_run(tmp_path / "run")
     text = (run / "metrics.jsonl").read_text()

@@ -221,7 +221,12 @@ def evaluate(task: str, model_path: str, *, output: str | None = None, **argumen
     ``HeldOut.score`` runs.
     """
     from tinyzero_trl.model.loading import check_model
+    from tinyzero_trl.run.files import check_writable
 
     check_model(model_path, key="--model_path", revision=arguments.get("revision"),
                 trust_remote_code=bool(arguments.get("trust_remote_code")))
+    if output:  # checked now, not once the generation it would record is done
+        if Path(output).is_dir():
+            raise UserError(f"--output {output}: a directory; give the JSON file to write, e.g. {output}/eval.json")
+        check_writable(Path(output).parent, key="--output", hint="--output runs/eval.json")
     return evaluation(task, model_path, **arguments).score(model_path, output=output)

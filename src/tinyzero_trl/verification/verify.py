@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tinyzero_trl.errors import UnusableRun
 from tinyzero_trl.run.claim import CONFIG_FILE
-from tinyzero_trl.run.files import read_yaml
+from tinyzero_trl.run.files import check_writable, read_yaml
 from tinyzero_trl.run.metrics import METRICS_FILE, MetricsError, metric_series, read_metrics, window_mean
 from tinyzero_trl.run.status import RUN_FILE, describe_unfinished, read_status
 from tinyzero_trl.run.summary import read_summary
@@ -226,6 +226,10 @@ def verify_runs(expected_path: Path, run_dirs: list[Path], *, pinned: dict | Non
     """
     expected = load_expected(expected_path)
     runs = [_usable_run(expected, Path(d), pinned, not_pinned) for d in run_dirs]
+    # Checked before judging: a report that cannot be written was an OSError, exit 1, which reads as FAIL.
+    target_dir = Path(report_dir) if report_dir else Path(run_dirs[0])
+    check_writable(target_dir, key="--report-dir" if report_dir else "--report-dir (by default the run directory)",
+                   hint="--report-dir DIR")
     table: list[Row] = []
     curves: dict[str, tuple[list, list[dict]]] = {}  # metric -> (each run's series, the specs that judge it)
     for i, spec in enumerate(expected["checks"]):
@@ -241,7 +245,6 @@ def verify_runs(expected_path: Path, run_dirs: list[Path], *, pinned: dict | Non
     verdict = "FAIL" if "FAIL" in verdicts else "PASS" if "PASS" in verdicts else "UNCHECKED"
     if rehearsal is not None:
         verdict, table = relabel(table)
-    target_dir = Path(report_dir) if report_dir else Path(run_dirs[0])
     write_report(target_dir, expected, table, curves, verdict, [str(d) for d in run_dirs],
                  heading=heading(expected.get("reproduction", ""), rehearsal) if rehearsal is not None else None)
     return verdict, table
