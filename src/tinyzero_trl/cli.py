@@ -50,10 +50,12 @@ def cmd_train(args) -> int:
     overrides = list(args.overrides) + (["fresh=true"] if args.fresh else [])
     if args.vllm_server_only:
         from tinyzero_trl.config.compose import compose
-        from tinyzero_trl.launch.vllm_server import serve_only, split_gpus, vllm_server_for
+        from tinyzero_trl.launch.plan import check_port
+        from tinyzero_trl.launch.vllm_server import serve_only, split_gpus
 
+        check_port(args.vllm_port, "--vllm-port")
         _, gpus = split_gpus(0, args.vllm_gpus or 1, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        return serve_only(vllm_server_for(compose(overrides), gpus, args.vllm_port))
+        return serve_only(compose(overrides), gpus, args.vllm_port)
     prepared = prepare(overrides, accelerate=args.accelerate, num_processes=args.num_processes,
                        num_machines=args.num_machines, machine_rank=args.machine_rank,
                        main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,

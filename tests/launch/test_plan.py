@@ -255,6 +255,66 @@ def test_zero_processes_is_refused_not_taken_for_the_default(command, capsys):
     assert "--num-processes 0 / --num-machines 1: need >= 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags,says", [
+    (["--machine-rank", "2", "--num-machines", "2", "--num-processes", "2", "--main-process-ip", "h"],
+     "--machine-rank 2: need 0 <= rank < --num-machines 2"),  # planned, then waited for a rank that cannot join
+    (["--main-process-port", "99999", "--num-machines", "2", "--num-processes", "2", "--main-process-ip", "h"],
+     "--main-process-port 99999: not a TCP port"),
+    (["--vllm-gpus", "-1"], "--vllm-gpus -1: need >= 0"),  # was planned as no server, without a word
+    (["--vllm-server-url", "node2:8000"], "--vllm-server-url 'node2:8000': expected http://HOST:PORT"),
+    (["--vllm-server-url", "http://node2:8000/v1"], "expected http://HOST:PORT"),
+])
+def test_launch_flags_that_cannot_work_are_refused_in_the_dry_run(flags, says, capsys):
+    args = ["train", "--dry-run", "+countdown=grpo-qwen-2.5-3b-base", "model.name_or_path=Qwen/x", *flags]
+    assert cli_main(args) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_an_ipv6_or_https_server_url_is_accepted(capsys):
+    for url in ("http://[fd00::2]:8000", "https://node2"):
+        assert cli_main(["train", "--dry-run", "+countdown=grpo-qwen-2.5-3b-base", "model.name_or_path=Qwen/x",
+                         "--vllm-server-url", url]) == 0
+    capsys.readouterr()
+
+
+SERVE_ONLY = ["+countdown=grpo-qwen-2.5-3b-base", "model.name_or_path=Qwen/x", "training.use_vllm=true",
+              "training.vllm_mode=server"]
+
+
+@pytest.mark.parametrize("args,vllm_installed,says", [
+    (["+countdown=grpo-qwen-2.5-3b-base", "model.name_or_path=Qwen/x"], True, "this one starts no vLLM server"),
+    (SERVE_ONLY, False, "--vllm-server-only: vLLM is not installed here"),  # was python's module-spec error
+    (["+countdown=grpo-tiny-base", "training.use_vllm=true", "+training.vllm_mode=server"], True,
+     "model.name_or_path is not set"),
+    ([*SERVE_ONLY, "--vllm-port", "70000"], True, "--vllm-port 70000: not a TCP port"),
+    ([*SERVE_ONLY, "--vllm-gpus", "-2"], True, "--vllm-gpus -2: a vLLM server needs at least 1 GPU"),
+])
+def test_a_server_only_node_that_cannot_serve_says_why(args, vllm_installed, says, capsys, monkeypatch):
+    import importlib.util
+    import subprocess
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (object() if vllm_installed else None) if name == "vllm" else find_spec(name, *a))
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("a server was started"))
+    assert cli_main(["train", "--vllm-server-only", *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_server_only_node_runs_the_recipes_server(capsys, monkeypatch):
+    import importlib.util
+    import subprocess
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else find_spec(name, *a))
+    started = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env: started.append((cmd, env["CUDA_VISIBLE_DEVICES"])) or 0)
+    assert cli_main(["train", "--vllm-server-only", "--vllm-gpus", "2", "--vllm-port", "8011", *SERVE_ONLY]) == 0
+    (cmd, gpus), = started
+    assert "Qwen/x" in cmd and "8011" in cmd and gpus == "0,1"
+    capsys.readouterr()
+
+
 def test_execute_starts_waits_for_and_stops_the_server(tmp_path, monkeypatch):
     """execute: server up, /health answered, trainer runs against it, server stopped after."""
     from tinyzero_trl.launch import run as launch

@@ -264,6 +264,15 @@ def _grpo_config(training, *, model: ModelConfig, weights: list[float], seed: in
         raise ConfigError(f"training: {str(err).strip().splitlines()[0]}") from None
 
 
+def model_section(raw: dict) -> ModelConfig:
+    """The ``model`` section of the composed config ``raw``, checked, with a model named: what a node that only
+    serves the model with vLLM needs of a config (``train --vllm-server-only``)."""
+    model = _section(ModelConfig, "model", raw.get("model"))
+    if not model.name_or_path or model.name_or_path == "???":
+        raise ConfigError("model.name_or_path is not set: add model.name_or_path=HUB_ID_OR_LOCAL_DIR")
+    return model
+
+
 def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
     """Check a composed config mapping and return a ``RunConfig``; raise ``ConfigError`` on any problem.
 
@@ -279,14 +288,12 @@ def validate(raw: dict, *, processes: int | None = None) -> RunConfig:
             end = "" if hint.endswith("?") else "."
             raise ConfigError(f"unknown config key '{key}'{hint}{end} A config has {', '.join(TOP_KEYS)}; recipes are "
                               f"+countdown=..., +math=..., +multimodal=... (and +smoke=cpu)")
-    model = _section(ModelConfig, "model", raw.get("model"))
+    model = model_section(raw)
     data = _section(DataConfig, "data", raw.get("data"))
     try:
         keys = _RunKeys.model_validate(raw)
     except ValidationError as err:
         raise _error("", err) from None
-    if not model.name_or_path or model.name_or_path == "???":
-        raise ConfigError("model.name_or_path is not set: add model.name_or_path=HUB_ID_OR_LOCAL_DIR")
     from tinyzero_trl.data import get_task
     from tinyzero_trl.rewards import resolve_rewards
 

