@@ -137,8 +137,8 @@ class LaunchPlan:
         if not 0 <= self.machine_rank < self.num_machines:
             raise UserError(f"--machine-rank {self.machine_rank}: need 0 <= rank < --num-machines {self.num_machines} "
                             "(rank 0 is the main machine)")
-        if self.main_process_port is not None and not 0 <= self.main_process_port <= 65535:
-            raise UserError(f"--main-process-port {self.main_process_port}: not a TCP port (1-65535)")
+        if self.main_process_port:  # 0 (or none) leaves the port to accelerate
+            check_port(self.main_process_port, "--main-process-port")
         if self.num_machines > 1 and not self.main_process_ip:
             raise UserError("--num-machines > 1 needs --main-process-ip (the address of machine rank 0)")
         if self.num_machines > 1:  # read once; a bad $TINYZERO_JOIN_WAIT is refused before anything is started
