@@ -67,6 +67,12 @@ class NoLearningSignal(UserError):
     exit_code = EXIT_FAILED
 
 
+class Diverged(UserError):
+    """A run stopped by the ``diverged`` health rule: a step's update left weights that are not finite numbers."""
+
+    exit_code = EXIT_FAILED
+
+
 class UnusableRun(UserError):
     """A run (or a reference) that cannot be judged: missing, unfinished, corrupt or impossible files; verify exit 2."""
 

@@ -3,6 +3,8 @@ failure; the rules read without torch. Real runs that have each failure are in t
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tinyzero_trl.run.health import (
@@ -16,7 +18,7 @@ from tinyzero_trl.run.health import (
 
 def healthy(step: int, **changed) -> dict:
     """A logged step of a run that learns (values of the kind math-tiny logs), with ``changed`` metrics."""
-    row = {"step": step, "frac_reward_zero_std": 0.25, "health/identical_groups": 0.0,
+    row = {"step": step, "grad_norm": 0.3, "frac_reward_zero_std": 0.25, "health/identical_groups": 0.0,
            "completions/clipped_ratio": 0.02, "completions/mean_length": 20.0 + step, "entropy": 0.15,
            "rewards/acc/mean": 0.3, "rewards/acc/std": 0.45, "rewards/fmt/mean": 1.0, "rewards/fmt/std": 0.0}
     row.update({k.replace("__", "/"): v for k, v in changed.items()})
@@ -44,6 +46,8 @@ FROM_THE_START = [
     ("truncated", {"completions__clipped_ratio": 0.95}, 5),
     ("dead_reward", {"rewards__acc__mean": 0.0, "rewards__acc__std": 0.0}, 5),
     ("vllm_out_of_step", {"sampling__sampling_logp_difference__mean": 0.5}, 2),
+    ("diverged", {"grad_norm": float("nan"), "health__nonfinite_weights": 1.0}, 1),
+    ("skipped_steps", {"grad_norm": float("inf"), "health__nonfinite_weights": 0.0}, 10),
 ]
 
 
@@ -135,6 +139,26 @@ def test_a_vision_prompt_is_one_prompt_across_its_copies_and_its_image_counts():
 
     prompts = [prompt(b"red"), prompt(b"red"), prompt(b"blue"), prompt(b"blue")]  # four objects, two images
     assert identical_groups(prompts, [[1], [1], [2], [3]]) == 0.5
+
+
+def test_a_non_finite_gradient_norm_is_divergence_only_when_the_weights_followed_it():
+    nan, inf = float("nan"), float("inf")
+    # the optimizer skipped the step: every weight still a number (DeepSpeed logs such a step's grad_norm as inf)
+    skipped = run([healthy(1), healthy(2, grad_norm=inf, health__nonfinite_weights=0.0), healthy(3)])
+    assert skipped.fired == {}
+    diverged = run([healthy(1), healthy(2, grad_norm=nan, health__nonfinite_weights=1.0)])
+    assert diverged.fired["diverged"].line.startswith(
+        "health: diverged at step 2: grad_norm was nan at step 2 and the update left weights that are not finite")
+    assert "learning_rate" in diverged.fired["diverged"].line
+
+
+def test_skipped_steps_must_follow_one_another_and_the_line_lists_each_norm():
+    inf = float("inf")
+    rows = [healthy(s, grad_norm=inf, health__nonfinite_weights=0.0) for s in range(1, 10)]  # 9 skipped
+    assert run(rows).fired == {}
+    assert run([*rows, healthy(10), healthy(11, grad_norm=inf)]).fired == {}  # one step applied between
+    fired = run([*rows, healthy(10, grad_norm=float("nan"))]).fired["skipped_steps"]
+    assert fired.seen == "grad_norm was " + "inf, " * 9 + "nan at steps 1-10"
 
 
 def test_the_readme_table_has_a_row_per_rule_naming_what_it_reads():
@@ -261,3 +285,21 @@ def test_a_prompt_holding_an_object_without_pixels_counts_it_by_its_kind():
 
     prompts = [prompt(Tool()), prompt(Tool()), prompt(Schema()), prompt(Schema())]  # a new object per copy
     assert identical_groups(prompts, [[1], [1], [2], [3]]) == 0.5  # Tool's copies alike, Schema's not
+
+
+def test_an_fp16_run_is_not_judged_by_skipped_steps(tmp_path):
+    """fp16 loss scaling skips steps by design while it finds its scale (DeepSpeed #931: 6 of a healthy start's first
+    10), so its run is left out of skipped_steps, here and in ``health`` (from config.yaml's training.fp16)."""
+    from tinyzero_trl.run.health import judge_run
+
+    rows = [healthy(s, grad_norm=float("inf"), health__nonfinite_weights=0.0) for s in range(1, 13)]
+    assert "skipped_steps" in run(rows).fired
+    fp16 = Monitor(fp16=True)
+    for row in rows:
+        fp16.observe(row)
+    assert fp16.fired == {} and "skipped_steps" not in [r.name for r, _, _ in fp16.states()]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "config.yaml").write_text("training:\n  fp16: true\n")
+    assert judge_run(tmp_path).fired == {}
+    (tmp_path / "config.yaml").write_text("training:\n  fp16: false\n")
+    assert list(judge_run(tmp_path).fired) == ["skipped_steps"]

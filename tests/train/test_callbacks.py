@@ -87,12 +87,15 @@ def test_the_trainers_callbacks_resume_metrics_at_the_checkpoint_step(tmp_path):
     from tinyzero_trl.train.trainer import callbacks
 
     (tmp_path / "metrics.jsonl").write_text("".join(f'{{"step": {s}}}\n' for s in range(1, 7)))
-    cfg = SimpleNamespace(output_dir=tmp_path, stop_at_step=None, rewards={"r": 1.0}, stop_without_signal=None)
+    cfg = SimpleNamespace(output_dir=tmp_path, stop_at_step=None, rewards={"r": 1.0}, stop_without_signal=None,
+                          training=SimpleNamespace(fp16=False))
     found = callbacks(cfg, is_writer=True, checkpoint=str(tmp_path / "checkpoint-4"))
-    assert [type(c).__name__ for c in found] == ["MetricsCallback", "HealthCallback"]
+    # health first: the metric it adds to a step's logs (health/nonfinite_weights) reaches metrics.jsonl with them
+    assert [type(c).__name__ for c in found] == ["HealthCallback", "MetricsCallback"]
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4]
     assert (tmp_path / "metrics.jsonl.cut").read_text() == '{"step": 5}\n{"step": 6}\n'
-    found = callbacks(SimpleNamespace(output_dir=tmp_path, stop_at_step=9, rewards={"r": 1.0}, stop_without_signal=4),
-                      is_writer=False, checkpoint=None)
-    assert [type(c).__name__ for c in found] == ["MetricsCallback", "HealthCallback", "StopAtStep"]
-    assert found[1].stop_without_signal == 4 and found[2].step == 9
+    found = callbacks(SimpleNamespace(output_dir=tmp_path, stop_at_step=9, rewards={"r": 1.0}, stop_without_signal=4,
+                                      training=SimpleNamespace(fp16=True)), is_writer=False, checkpoint=None)
+    assert [type(c).__name__ for c in found] == ["HealthCallback", "MetricsCallback", "StopAtStep"]
+    assert found[0].stop_without_signal == 4 and found[2].step == 9
+    assert "skipped_steps" not in [r.name for r in found[0].monitor.rules]  # an fp16 run skips steps by design

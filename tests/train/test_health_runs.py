@@ -135,3 +135,41 @@ def test_a_collapse_into_one_repeated_character(tiny_model, tmp_path):
     # The collapse is real: at its worst under a fifth of the characters distinct (0.85-0.95 seen; the CPU's thread
     # count moves it a little).
     assert max(metric(out, "rewards/repetition/mean")) > 0.8
+
+
+def test_a_learning_rate_that_makes_the_weights_nan_stops_the_run_at_that_step(tmp_path):
+    """R1-V #69: grad_norm nan at one step, then the next generation fails on NaN probabilities. Here lr 1e4 on
+    math-tiny's base: plain torch applies the NaN gradient, so the run is stopped at that step (exit 1), with no
+    checkpoint of the NaN weights and no final model; the checkpoint before it stays."""
+    out = tmp_path / "run"
+    saving = [o for o in MATH if not o.startswith("training.save_strategy")]
+    proc = train(out, *saving, f"model.name_or_path={tiny_base_path('math')}", "training.max_steps=6",
+                 "training.learning_rate=1e4", "training.save_strategy=steps", "training.save_steps=1",
+                 launcher=True)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    line = assert_named(proc, out, "diverged", 2)
+    assert "grad_norm was nan at step 2 and the update left weights that are not finite" in line
+    assert "probability tensor" not in proc.stderr  # stopped before the generation it would have failed in
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tinyzero-trl train: stopped at step 2: grad_norm was nan at step 2"), last
+    status = read_status(out)
+    assert status["status"] == "failed" and status["global_step"] == 2 and "Diverged" in status["error"]
+    assert [c.name for c in out.glob("checkpoint-*")] == ["checkpoint-1"]
+    assert not (out / "model.safetensors").exists()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("health/nonfinite_weights") for r in rows] == [None, 1.0]  # looked at only when grad_norm was nan
+
+
+def test_a_deepspeed_run_that_skips_every_step_is_named_not_taken_for_divergence(tmp_path):
+    """The same learning rate under DeepSpeed ZeRO-2 (2 processes on CPU): DeepSpeed skips each step whose gradient
+    is not finite and logs its grad_norm as inf, so the weights stay numbers and the run goes on without learning.
+    Not diverged (the check says the weights are finite, on both ranks), but skipped_steps once 10 in a row."""
+    out = tmp_path / "run"
+    proc = train(out, *MATH, f"model.name_or_path={tiny_base_path('math')}", "training.max_steps=11",
+                 "training.learning_rate=1e4", "--accelerate", "zero2", "--num-processes", "2", launcher=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_named(proc, out, "skipped_steps", 11)  # steps 2-11: step 1's update was applied and made it so
+    assert "diverged" not in read_status(out)["health"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["grad_norm"] for r in rows[1:]] == [float("inf")] * 10
+    assert [r["health/nonfinite_weights"] for r in rows[1:]] == [0.0] * 10 and "health/nonfinite_weights" not in rows[0]

@@ -22,6 +22,18 @@ def test_a_non_finite_value_names_the_step_the_metric_and_what_it_is(key, value,
     assert f"step 2: {key} = {value!r}; {kind} must be a finite number" in str(err.value)
 
 
+def test_the_gradient_norm_of_a_skipped_step_is_no_divergence(tmp_path):
+    """DeepSpeed skips a step whose gradient is not finite and logs its grad_norm as inf; the trainer logs beside it
+    whether the weights are still numbers. Only when they are not (or nothing says) is the run refused."""
+    check_metrics([{"step": 2, "grad_norm": math.inf, "health/nonfinite_weights": 0.0}], set(), tmp_path)  # no error
+    diverged, unknown = {"health/nonfinite_weights": 1.0}, {}  # the weights went NaN; an older run says nothing
+    for row in ({"step": 2, "grad_norm": math.nan, **diverged}, {"step": 2, "grad_norm": math.inf, **unknown}):
+        with pytest.raises(UnusableRun, match="step 2: grad_norm = (nan|inf); the training's health"):
+            check_metrics([row], set(), tmp_path)
+    with pytest.raises(UnusableRun, match="step 2: loss = inf"):  # a skipped step excuses grad_norm alone
+        check_metrics([{"step": 2, "loss": math.inf, "health/nonfinite_weights": 0.0}], set(), tmp_path)
+
+
 def test_a_metric_neither_judged_nor_health_may_be_anything(tmp_path):
     check_metrics([{"step": 1, "completions/mean_length": math.nan}], set(), tmp_path)  # no error
 

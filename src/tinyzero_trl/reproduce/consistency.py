@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from tinyzero_trl.errors import UnusableRun, UserError
-from tinyzero_trl.run.health import IDENTICAL
+from tinyzero_trl.run.health import IDENTICAL, NONFINITE
 
 # What trl 1.16.0's GRPOTrainer logs (trl/trainer/grpo_trainer.py: every ``self._metrics[mode][...]`` key, read from
 # the installed source; ``rewards/<name>/mean|std`` per reward function) and what transformers' Trainer adds to every
@@ -31,7 +31,7 @@ TRL_METRICS = frozenset({
     "tools/failure_frequency", "vespo/phi_seq_mean",
     "loss", "grad_norm", "learning_rate", "epoch",
 })
-OUR_METRICS = frozenset({IDENTICAL})  # what our own trainer code logs beside trl's (train.health)
+OUR_METRICS = frozenset({IDENTICAL, NONFINITE})  # what our own trainer code logs beside trl's (train.health)
 SUMMARY_FIGURES = ("base_accuracy", "final_accuracy", "wall_seconds")  # what evaluation.protocol writes
 _REWARD_METRIC = re.compile(r"rewards/(?P<name>.+)/(?:mean|std)")
 

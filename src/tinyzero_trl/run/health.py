@@ -1,10 +1,11 @@
 """Run health: rules that tell, from the metrics a run logs, that it cannot learn, and say why, in its first steps.
 
-Each rule reads metrics TRL logs (one, ``health/identical_groups``, is ours: ``train.health`` logs it), has a
-threshold and a window of logged steps, and when it fires gives one line naming the rule, the values seen and
-what to check first. ``Monitor`` takes a run's logged steps one at a time: the trainer callback feeds it while a
-run trains (``train.health``), ``tinyzero-trl health RUN_DIR`` feeds it metrics.jsonl afterwards, so both name
-the same failure at the same step. README "Run health" has the rules' table and where each failure was reported.
+Each rule reads metrics TRL logs (two, ``health/identical_groups`` and ``health/nonfinite_weights``, are ours:
+``train.health`` logs them), has a threshold and a window of logged steps, and when it fires gives one line naming
+the rule, the values seen and what to check first. ``Monitor`` takes a run's logged steps one at a time: the trainer
+callback feeds it while a run trains (``train.health``), ``tinyzero-trl health RUN_DIR`` feeds it metrics.jsonl
+afterwards, so both name the same failure at the same step. README "Run health" has the rules' table and where
+each failure was reported.
 
 Only the standard library and this package's run-directory readers: ``health`` judges a run without torch.
 """
@@ -29,6 +30,11 @@ CLIPPED = "completions/clipped_ratio"
 LENGTH = "completions/mean_length"
 ENTROPY = "entropy"
 LOGP_GAP = "sampling/sampling_logp_difference/mean"
+GRAD_NORM = "grad_norm"
+# Ours (train.health), logged only at a step whose grad_norm is not finite: 1 when a trainable weight is NaN or
+# infinite after that step's update (the run diverged), 0 when every weight is still a number (the optimizer skipped
+# the step: DeepSpeed's ZeRO optimizers and fp16 loss scaling do so rather than apply a non-finite gradient).
+NONFINITE = "health/nonfinite_weights"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class Rule:
     judge: Callable[[list[dict], dict | None, Rule], str | None]
     needs: str  # the metric (or prefix) whose absence means the rule cannot judge this run
     span: int = 0  # logged steps it needs before it can judge (0: window; rules comparing two windows need more)
+    vouches: bool = True  # whether its passing alone makes a run HEALTHY (not one that judges from the first step)
 
     @property
     def steps_needed(self) -> int:
@@ -72,6 +79,11 @@ def _steps(pairs) -> str:
 
 def _shown(pairs, digits: int = 2) -> str:
     return ", ".join(f"{v:.{digits}f}" for _, v in pairs)
+
+
+def not_finite(value) -> bool:
+    """Whether a logged value is a float that is NaN or infinite (how a non-finite grad_norm reads back)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _mean(pairs) -> float:
@@ -127,6 +139,23 @@ def _collapsed(rows, rewards, rule):
     return None
 
 
+def _diverged(rows, rewards, rule):
+    row = rows[-1]
+    if (_value(row, NONFINITE) or 0.0) >= rule.limit:
+        return (f"{GRAD_NORM} was {row.get(GRAD_NORM)} at step {row['step']} and the update left weights that are "
+                f"not finite ({NONFINITE} 1)")
+    return None
+
+
+def _skipped(rows, rewards, rule):
+    last = rows[-rule.window:]
+    if len(last) == rule.window and all(not_finite(r.get(GRAD_NORM)) and (_value(r, NONFINITE) or 0.0) < 1.0
+                                        for r in last):
+        shown = ", ".join(str(r.get(GRAD_NORM)) for r in last)
+        return f"{GRAD_NORM} was {shown} at steps {last[0]['step']}-{last[-1]['step']}"
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     Rule("no_signal", FLAT, "= 1 at each of 5 steps", 1.0, 5,
          "has no learning signal: every group's completions got the same reward, so every advantage is 0 and "
@@ -169,6 +198,25 @@ RULES: tuple[Rule, ...] = (
          "whether trl syncs weights to vLLM (vllm_enable_sleep_mode, server-mode NCCL, a patched sync), then "
          "vLLM's dtype against the trainer's",
          _each(LOGP_GAP, above=True, digits=3), LOGP_GAP),
+    # Stops the run at once (train.health): nothing after such a step can learn, and the next HF generation fails on
+    # the NaN probabilities ("probability tensor contains either inf, nan or element < 0").
+    Rule("diverged", f"{GRAD_NORM} and {NONFINITE} (ours, see below)",
+         "grad_norm not finite and a weight not finite after the step, at 1 step", 1.0, 1,
+         "has diverged: a step's gradient was not finite and the optimizer wrote it into the weights, which are no "
+         "longer numbers; it was stopped there, with no final model saved",
+         "training.learning_rate (a step far too large diverges at once) and max_grad_norm, then the loss and "
+         "grad_norm of the steps before; start over with fresh=true (or from a checkpoint before this step, which "
+         "is still finite)",
+         _diverged, GRAD_NORM, vouches=False),
+    # Not judged on an fp16 run (Monitor): its loss scaling skips steps by design, one for each halving of its scale
+    # while it finds one, and a healthy start can skip many in a row. In bf16 or fp32 a skipped step is never routine.
+    Rule("skipped_steps", GRAD_NORM, "not finite (nan or inf) at each of 10 steps, the weights still finite", 1.0, 10,
+         "is not training: its optimizer skipped every one of these steps because the gradient was not finite "
+         "(DeepSpeed's ZeRO optimizers and fp16 loss scaling skip such a step instead of applying it), so the "
+         "weights have not moved",
+         "training.learning_rate and max_grad_norm (an earlier update may have left weights whose every gradient "
+         "overflows), then the loss and grad_norm of the steps before the first skipped one",
+         _skipped, GRAD_NORM),
 )
 
 
@@ -236,11 +284,16 @@ def _is_training_row(row: dict) -> bool:
     return any(k in (FLAT, ENTROPY) or k.startswith(("rewards/", "completions/")) for k in row)
 
 
-class Monitor:
-    """The rules over a run's logged steps, fed one step at a time; each rule fires at most once."""
+NOT_FOR_FP16 = ("skipped_steps",)  # the rules an fp16 run is not judged by (see the rule)
 
-    def __init__(self, rewards: dict | None = None, rules: tuple[Rule, ...] = RULES):
-        self.rewards, self.rules = rewards, rules
+
+class Monitor:
+    """The rules over a run's logged steps, fed one step at a time; each rule fires at most once. ``fp16``: the run
+    trains in fp16, whose loss scaling skips steps by design (``NOT_FOR_FP16`` are left out)."""
+
+    def __init__(self, rewards: dict | None = None, rules: tuple[Rule, ...] = RULES, *, fp16: bool = False):
+        self.rewards = rewards
+        self.rules = tuple(r for r in rules if not (fp16 and r.name in NOT_FOR_FP16))
         self.rows: list[dict] = []
         self.fired: dict[str, Finding] = {}
 
@@ -293,8 +346,10 @@ def judge_run(run_dir: str | os.PathLike) -> Monitor:
         raise MetricsError(f"{run_dir}: no such directory (give the run's training.output_dir)")
     rows = read_metrics(run_dir / METRICS_FILE)
     config = run_dir / CONFIG_FILE
-    rewards = read_yaml(config).get("rewards") if config.is_file() else None
-    monitor = Monitor(rewards if isinstance(rewards, dict) else None)
+    saved = read_yaml(config) if config.is_file() else {}
+    rewards, training = saved.get("rewards"), saved.get("training")
+    fp16 = isinstance(training, dict) and training.get("fp16") is True
+    monitor = Monitor(rewards if isinstance(rewards, dict) else None, fp16=fp16)
     for row in rows:
         monitor.observe(row)
     return monitor

@@ -1,10 +1,12 @@
-"""Health while a run trains: the rules of ``run.health`` on every logged step, and the one metric they read that TRL
-does not log.
+"""Health while a run trains: the rules of ``run.health`` on every logged step, and the two metrics they read that
+TRL does not log.
 
 ``HealthCallback`` prints a rule's line once, when it fires, and records it in ``run.json`` (``health``: rule ->
-step and line). With ``stop_without_signal=N`` it also ends a run whose every group had the same reward for N
-logged steps in a row (``stopped`` holds the line); ``trainer.train`` then fails the run with it
-(``NoLearningSignal``, exit 1) instead of saving it.
+step and line). At a step whose ``grad_norm`` is not finite it looks at the weights themselves and logs whether they
+still are numbers (``health/nonfinite_weights``); when they are not, the ``diverged`` rule ends the run there
+(``stopped`` holds ``Diverged``): nothing after can learn, so no further step, checkpoint or final model. With
+``stop_without_signal=N`` it also ends a run whose every group had the same reward for N logged steps in a row
+(``NoLearningSignal``). ``trainer.train`` then fails the run with what ``stopped`` holds (exit 1) instead of saving it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from tinyzero_trl.run.health import FLAT, IDENTICAL, RULES, Monitor, identical_groups
+from tinyzero_trl.errors import Diverged, NoLearningSignal, UserError
+from tinyzero_trl.run.health import (
+    FLAT,
+    GRAD_NORM,
+    IDENTICAL,
+    NONFINITE,
+    RULES,
+    Monitor,
+    identical_groups,
+    not_finite,
+)
 from tinyzero_trl.run.metrics import METRICS_FILE, read_metrics
 from tinyzero_trl.run.status import update_status
 
@@ -40,19 +52,39 @@ def with_identical_groups(func):
     return reward
 
 
+def nonfinite_weights(model) -> bool:
+    """Whether a trainable weight of ``model`` is NaN or infinite on any process (every process must call it).
+
+    Under DeepSpeed ZeRO-3 a process holds empty placeholders (their shards are the optimizer's), which count as
+    finite: ZeRO's optimizers skip a step whose gradient is not finite instead of applying it.
+    """
+    import torch
+
+    local = any(not bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad and p.numel())
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return local
+    from accelerate import PartialState
+
+    flag = torch.tensor([1.0 if local else 0.0], device=PartialState().device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # one answer on every rank
+    return bool(flag.item())
+
+
 class HealthCallback(TrainerCallback):
-    """Evaluate the health rules on each logged step; print and record each rule once; stop a run with no signal.
+    """Evaluate the health rules on each logged step; print and record each rule once; stop a run that diverged or
+    (``stop_without_signal``) has no signal.
 
     Every rank evaluates the rules on the same logged (gathered) metrics, so every rank decides to stop at the same
-    step; only the writer prints and records. ``resume_step``: a resumed run replays its logged steps up to the
+    step; only the writer prints and records. It must come before ``MetricsCallback``: the metric it adds to a step's
+    logs goes to metrics.jsonl with them. ``resume_step``: a resumed run replays its logged steps up to the
     checkpoint first, so a window that spans the restart still counts and a rule that fired before stays quiet.
     """
 
     def __init__(self, output_dir: str | os.PathLike, *, rewards: dict | None = None, is_writer: bool = True,
-                 resume_step: int | None = None, stop_without_signal: int | None = None):
+                 resume_step: int | None = None, stop_without_signal: int | None = None, fp16: bool = False):
         self.out, self.is_writer, self.stop_without_signal = Path(output_dir), is_writer, stop_without_signal
-        self.monitor = Monitor(rewards)
-        self.stopped: str | None = None
+        self.monitor = Monitor(rewards, fp16=fp16)
+        self.stopped: UserError | None = None  # what trainer.train fails the run with
         metrics = self.out / METRICS_FILE
         if resume_step and metrics.is_file():
             for row in read_metrics(metrics, strict=False):
@@ -64,17 +96,25 @@ class HealthCallback(TrainerCallback):
             # {} says "monitored, nothing fired"; a resumed run drops the findings of steps it trains again
             update_status(self.out, health=self.recorded)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         if not logs:
             return control
+        # grad_norm is the global norm, the same on every rank, so every rank comes here and joins the check's reduce
+        if not_finite(logs.get(GRAD_NORM)) and model is not None:
+            logs[NONFINITE] = float(nonfinite_weights(model))
         for found in self.monitor.observe({"step": state.global_step, **logs}):
             if self.is_writer and state.is_world_process_zero:
                 print(f"[tinyzero-trl] {found.line}", file=sys.stderr, flush=True)
                 self.recorded[found.rule] = {"step": found.step, "line": found.line}
                 update_status(self.out, health=self.recorded)
+            if found.rule == "diverged" and self.stopped is None:
+                self.stopped = Diverged(f"stopped at step {found.step}: {found.seen}; the run diverged. Check first: "
+                                        + next(r for r in RULES if r.name == "diverged").check_first)
+                control.should_training_stop = True
+                control.should_save = False  # a checkpoint of NaN weights would be what a resume starts from
         limit = self.stop_without_signal
         if limit and self.stopped is None and self.monitor.flat_steps() >= limit:
-            self.stopped = no_signal_message(state.global_step, limit)
+            self.stopped = NoLearningSignal(no_signal_message(state.global_step, limit))
             control.should_training_stop = True
         return control
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from accelerate import PartialState
 
 from tinyzero_trl.config.schema import RunConfig
-from tinyzero_trl.errors import ConfigError, NoLearningSignal
+from tinyzero_trl.errors import ConfigError
 from tinyzero_trl.model.stopping import Stops, stop_settings
 from tinyzero_trl.run.claim import checkpoint_step, latest_checkpoint
 from tinyzero_trl.run.environment import ENV_FILE, environment
@@ -62,9 +62,10 @@ def callbacks(cfg: RunConfig, *, is_writer: bool, checkpoint: str | None) -> lis
     steps again), the health rules (and ``stop_without_signal``) and, when the recipe says so, the stop at
     ``stop_at_step``."""
     resume = checkpoint_step(checkpoint)
-    found = [MetricsCallback(cfg.output_dir, is_writer=is_writer, resume_step=resume),
-             HealthCallback(cfg.output_dir, rewards=cfg.rewards, is_writer=is_writer, resume_step=resume,
-                            stop_without_signal=cfg.stop_without_signal)]
+    metrics = MetricsCallback(cfg.output_dir, is_writer=is_writer, resume_step=resume)
+    health = HealthCallback(cfg.output_dir, rewards=cfg.rewards, is_writer=is_writer, resume_step=resume,
+                            stop_without_signal=cfg.stop_without_signal, fp16=bool(cfg.training.fp16))
+    found = [health, metrics]  # health first: the metric it adds to a step's logs is then written with them
     return found + ([StopAtStep(cfg.stop_at_step)] if cfg.stop_at_step else [])
 
 
@@ -222,9 +223,9 @@ def train(cfg: RunConfig) -> Path:
         if state.is_main_process and checkpoint:
             print(f"[tinyzero-trl] resuming from {checkpoint}")
         trainer.train(resume_from_checkpoint=checkpoint)
-        stopped = _ours(trainer, HealthCallback).stopped  # the health rules ended a run with no signal
+        stopped = _ours(trainer, HealthCallback).stopped  # the health rules ended a run that diverged or has no signal
         if stopped:
-            raise NoLearningSignal(stopped)
+            raise stopped
         trainer.save_model(str(out))
     except BaseException as err:
         heartbeat.stop()

@@ -37,7 +37,8 @@ def judge(run_dir: Path, *, as_json: bool = False) -> tuple[int, str]:
     status = read_status(run_dir)
     states = monitor.states()
     fired = [monitor.fired[rule.name] for rule, state, _ in states if state == "FIRED"]
-    judged = any(state in ("ok", "FIRED") for _, state, _ in states)
+    # a run judged only by a rule that judges from its first step (diverged) has not yet shown it can learn
+    judged = any(state == "FIRED" or state == "ok" and rule.vouches for rule, state, _ in states)
     verdict = "UNHEALTHY" if fired else "HEALTHY" if judged else "UNCHECKED"
     if as_json:
         return VERDICT_EXIT[verdict], json.dumps({

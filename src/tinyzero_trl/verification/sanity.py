@@ -1,6 +1,7 @@
 """Impossible runs: what no honest run can log, so verify refuses to judge it (exit 2) instead of passing it.
 
-A judged metric that is not a finite number, a loss or gradient norm that is NaN or infinite, a reward mean
+A judged metric that is not a finite number, a loss or gradient norm that is NaN or infinite (a gradient norm of
+a step the optimizer skipped, every weight still a number, aside), a reward mean
 outside the values that reward can give, an accuracy that is not a number in [0, 1], and a run made with another
 recipe or other pinned settings than the reproduction's. Each refusal names the file, the step and the value.
 """
@@ -12,9 +13,12 @@ from pathlib import Path
 
 from tinyzero_trl.errors import UnusableRun
 from tinyzero_trl.run.claim import CONFIG_FILE, LAUNCH_ONLY_KEYS, config_differences
+from tinyzero_trl.run.health import GRAD_NORM, NONFINITE
 from tinyzero_trl.run.metrics import METRICS_FILE
 
-TRAINING_HEALTH = ("loss", "grad_norm")  # non-finite here means the weights themselves are no longer numbers
+TRAINING_HEALTH = ("loss", "grad_norm")  # non-finite here means the weights themselves are no longer numbers,
+# except a grad_norm at a step the optimizer skipped: the trainer then logged that every weight is still a number
+# (health/nonfinite_weights 0; DeepSpeed's ZeRO optimizers and fp16 loss scaling skip such steps)
 _SLACK = 1e-6  # float noise on a mean of scores at a bound
 
 
@@ -32,7 +36,9 @@ def check_metrics(rows: list[dict], judged: set[str], run_dir: Path) -> None:
         for key, value in row.items():
             if key == "step":
                 continue
-            if key in must_be_finite and value is not None and not (_real(value) and math.isfinite(value)):
+            skipped = key == GRAD_NORM and row.get(NONFINITE) == 0.0
+            if key in must_be_finite and value is not None and not (_real(value) and math.isfinite(value)) \
+                    and not skipped:
                 kind = "a judged metric" if key in judged else "the training's health"
                 raise UnusableRun(f"{where} step {row['step']}: {key} = {value!r}; {kind} must be a finite number "
                                   "(the run diverged or its log is corrupt)")
