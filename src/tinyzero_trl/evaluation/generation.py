@@ -196,6 +196,18 @@ def generate_multimodal(model, processor, prompts: list, images: list, sampling:
     return _generate_batches(model, processor.tokenizer, len(prompts), encode, sampling, batch_size, progress)
 
 
+def require_vllm(flag: str, *, otherwise: str = "") -> None:
+    """Refuse ``flag`` with one line that says how to install vLLM, when it is not installed here; ``otherwise``
+    ends the line with what the user can do instead."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        from tinyzero_trl.errors import UserError
+
+        raise UserError(f"{flag}: vLLM is not installed here; on a CUDA machine pip install -c constraints.txt -e "
+                        f"'.[vllm]', on CPU see README 'vLLM on CPU'{otherwise}")
+
+
 def generate_vllm(model_path: str, texts: list[str], sampling: Sampling, *, revision: str | None = None,
                   trust_remote_code: bool = False, dtype: str = "auto", enforce_eager: bool | None = None,
                   timings: dict | None = None) -> list[list[str]]:
@@ -212,18 +224,13 @@ def generate_vllm(model_path: str, texts: list[str], sampling: Sampling, *, revi
     only) skips torch.compile, whose warm-up costs more than it saves at evaluation sizes on CPU. ``timings``,
     if given, receives the child's engine start-up and generation seconds and the completion token count.
     """
-    import importlib.util
     import json
     import subprocess
     import sys
     import tempfile
     from pathlib import Path
 
-    from tinyzero_trl.errors import UserError
-
-    if importlib.util.find_spec("vllm") is None:
-        raise UserError("--backend vllm: vLLM is not installed here; on a CUDA machine pip install -c constraints.txt "
-                        "-e '.[vllm]', on CPU see README 'vLLM on CPU', or use --backend hf")
+    require_vllm("--backend vllm", otherwise=", or use --backend hf")
     request = {"model": str(model_path), "texts": list(texts), "sampling": sampling.__dict__, "revision": revision,
                "trust_remote_code": trust_remote_code, "dtype": dtype, "enforce_eager": enforce_eager}
     with tempfile.TemporaryDirectory(prefix="tinyzero-vllm-") as tmp:

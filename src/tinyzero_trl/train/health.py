@@ -109,7 +109,7 @@ class HealthCallback(TrainerCallback):
                 update_status(self.out, health=self.recorded)
             if found.rule == "diverged" and self.stopped is None:
                 self.stopped = Diverged(f"stopped at step {found.step}: {found.seen}; the run diverged. Check first: "
-                                        + next(r for r in RULES if r.name == "diverged").check_first)
+                                        + _rule("diverged").check_first)
                 control.should_training_stop = True
                 control.should_save = False  # a checkpoint of NaN weights would be what a resume starts from
         limit = self.stop_without_signal
@@ -121,7 +121,11 @@ class HealthCallback(TrainerCallback):
 
 def no_signal_message(step: int, limit: int) -> str:
     """The line a run stopped by ``stop_without_signal`` ends with."""
-    rule = next(r for r in RULES if r.name == "no_signal")
+    rule = _rule("no_signal")
     return (f"stopped at step {step} by stop_without_signal={limit}: {FLAT} was 1 at the last {limit} logged steps, "
             f"every group's completions got the same reward and nothing was learned. Check first: "
             f"{rule.check_first}; then start over with fresh=true")
+
+
+def _rule(name: str):
+    return next(r for r in RULES if r.name == name)
