@@ -9,9 +9,7 @@ It stays at this path because the original TinyZero-TRL commands name it.
 
 from __future__ import annotations
 
-import sys
-
-from tinyzero_trl.train.entry import main
+from tinyzero_trl.train.entry import leave, main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -121,3 +121,28 @@ def test_missing_model_key_says_what_to_add(tmp_path):
     proc = run([sys.executable, "-m", "tinyzero_trl.grpo", "+countdown=grpo-qwen-2.5-3b-base",
                 "model.name_or_path=???", f"training.output_dir={tmp_path}"], timeout=300)
     assert proc.returncode != 0 and "model.name_or_path" in proc.stderr
+
+
+def test_leave_runs_what_an_exit_runs_then_skips_the_teardown(tmp_path):
+    """grpo.py ends every rank with ``leave``: its non-daemon threads finish and its exit handlers run, as on a
+    normal exit, and the exit code is kept; the interpreter's teardown, where a surviving library thread can abort
+    a finished rank, never starts (here an object that would write ``teardown`` then)."""
+    script = f"""
+import atexit, os, pathlib, threading, time
+from tinyzero_trl.train.entry import leave
+out = pathlib.Path({str(tmp_path)!r})
+class Teardown:  # opens its file now and holds os.write: little else works once teardown has begun
+    write, fd = staticmethod(os.write), os.open(out / "teardown", os.O_WRONLY | os.O_CREAT)
+    def __del__(self):
+        self.write(self.fd, b"ran")
+marker = Teardown()
+atexit.register(lambda: (out / "exit_handler").write_text("ran"))
+threading.Thread(target=lambda: (time.sleep(0.5), (out / "thread").write_text("ran"))).start()
+leave(3)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=ENV)
+    assert proc.returncode == 3, proc.stderr
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"exit_handler": "ran", "thread": "ran", "teardown": ""}
+    # the control: without leave, the same process reaches the teardown and the object writes
+    plain = subprocess.run([sys.executable, "-c", script.replace("leave(3)", "")], timeout=60, env=ENV)
+    assert plain.returncode == 0 and (tmp_path / "teardown").read_text() == "ran"

@@ -13,11 +13,14 @@ others, and the main process writes ``config.yaml``. A bad config exits 2 with o
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from tinyzero_trl.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, report
 
@@ -125,3 +128,25 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         report("train", f"{type(err).__name__}: {err} (traceback above)", code=EXIT_FAILED, every_rank=True)
         return EXIT_FAILED
+
+
+def leave(code: int) -> NoReturn:
+    """End the training process with ``code``: wait for its other threads, run its exit handlers, and stop there,
+    without the interpreter's teardown.
+
+    A gloo worker thread can still be freeing the last barrier's work, and with it the tensors of an all-gather
+    ZeRO-3 left in flight, when the main thread has begun tearing Python down. Freeing a tensor takes the GIL; in
+    teardown that ends the thread (pthread_exit) through a C++ frame that may not throw, and std::terminate aborts
+    the rank ("terminate called without an active exception"). A core dump of one such rank showed exactly this
+    stack; 3 of 107 finished ZeRO-3 runs on two CPU cores exited -6 so, and their launches 1, with ``run.json``
+    reading completed. ``destroy_process_group`` cannot prevent it: torch keeps a used group's threads alive
+    (a DDP model is enough). What a normal exit does before the teardown still happens here, in its order:
+    non-daemon threads finish, the exit handlers (logging, reward pools, trackers) run, the output is flushed.
+    """
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # noqa: SLF001 (no public way to run them and stop before the teardown)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -260,7 +260,8 @@ def _record_failure(out: Path, err: BaseException, trainer) -> None:
 def finish(state, trainer=None) -> None:
     """Wait for every rank, shut a colocated vLLM engine down, and destroy the process group, in that order."""
     # Left to interpreter exit, gloo's worker threads can still hold tensors while Python is torn down, and a rank
-    # aborts ("terminate called without an active exception") after a finished run (pytorch/pytorch#190489).
+    # aborts ("terminate called without an active exception") after a finished run (pytorch/pytorch#190489). Not
+    # the whole cure: a gloo thread can still be freeing a last work then, which is why grpo.py ends with leave().
     state.wait_for_everyone()
     # A colocated vLLM engine tears down its process groups, the default one included: left to interpreter exit,
     # it would do so after the trainer has destroyed them ("Invalid process group specified").
