@@ -124,9 +124,9 @@ def test_missing_model_key_says_what_to_add(tmp_path):
 
 
 def test_leave_runs_what_an_exit_runs_then_skips_the_teardown(tmp_path):
-    """grpo.py ends every rank with ``leave``: its non-daemon threads finish and its exit handlers run, as on a
-    normal exit, and the exit code is kept; the interpreter's teardown, where a surviving library thread can abort
-    a finished rank, never starts (here an object that would write ``teardown`` then)."""
+    """grpo.py ends every rank with ``leave``: its non-daemon threads finish, its exit handlers run and its open
+    files are flushed, as on a normal exit, and the exit code is kept; the interpreter's teardown, where a surviving
+    library thread can abort a finished rank, never starts (here an object that would write ``teardown`` then)."""
     script = f"""
 import atexit, os, pathlib, threading, time
 from tinyzero_trl.train.entry import leave
@@ -137,12 +137,15 @@ class Teardown:  # opens its file now and holds os.write: little else works once
         self.write(self.fd, b"ran")
 marker = Teardown()
 atexit.register(lambda: (out / "exit_handler").write_text("ran"))
+log = open(out / "open_file", "w")  # written, never flushed or closed, as a plugin's log may be
+log.write("kept")
 threading.Thread(target=lambda: (time.sleep(0.5), (out / "thread").write_text("ran"))).start()
 leave(3)
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=ENV)
     assert proc.returncode == 3, proc.stderr
-    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"exit_handler": "ran", "thread": "ran", "teardown": ""}
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "exit_handler": "ran", "thread": "ran", "open_file": "kept", "teardown": ""}
     # the control: without leave, the same process reaches the teardown and the object writes
     plain = subprocess.run([sys.executable, "-c", script.replace("leave(3)", "")], timeout=60, env=ENV)
     assert plain.returncode == 0 and (tmp_path / "teardown").read_text() == "ran"

@@ -14,6 +14,8 @@ others, and the main process writes ``config.yaml``. A bad config exits 2 with o
 from __future__ import annotations
 
 import atexit
+import gc
+import io
 import os
 import sys
 import threading
@@ -141,12 +143,16 @@ def leave(code: int) -> NoReturn:
     stack; 3 of 107 finished ZeRO-3 runs on two CPU cores exited -6 so, and their launches 1, with ``run.json``
     reading completed. ``destroy_process_group`` cannot prevent it: torch keeps a used group's threads alive
     (a DDP model is enough). What a normal exit does before the teardown still happens here, in its order:
-    non-daemon threads finish, the exit handlers (logging, reward pools, trackers) run, the output is flushed.
+    non-daemon threads finish, the exit handlers (logging, reward pools, trackers) run, and every file still open
+    is flushed (the teardown would have closed it: a reward plugin's log keeps its last lines).
     """
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()
     atexit._run_exitfuncs()  # noqa: SLF001 (no public way to run them and stop before the teardown)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in [obj for obj in gc.get_objects() if isinstance(obj, io.IOBase)] + [sys.stdout, sys.stderr]:
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, detached or unwritable: nothing to keep
+            pass
     os._exit(code)
