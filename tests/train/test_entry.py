@@ -140,6 +140,9 @@ atexit.register(lambda: (out / "exit_handler").write_text("ran"))
 log = open(out / "open_file", "w")  # written, never flushed or closed, as a plugin's log may be
 log.write("kept")
 threading.Thread(target=lambda: (time.sleep(0.5), (out / "thread").write_text("ran"))).start()
+from concurrent.futures import ThreadPoolExecutor
+pool = ThreadPoolExecutor(1)  # held, as a library holds one: its worker stops when threading's exit callbacks say so
+pool.submit(time.sleep, 0.1)
 leave(3)
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=ENV)

@@ -146,10 +146,11 @@ def leave(code: int) -> NoReturn:
     non-daemon threads finish, the exit handlers (logging, reward pools, trackers) run, and every file still open
     is flushed (the teardown would have closed it: a reward plugin's log keeps its last lines).
     """
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # noqa: SLF001 (no public way to run them and stop before the teardown)
+    # What Py_FinalizeEx calls first, and no public function offers: threading's own exit callbacks (a thread pool's
+    # workers are told to stop there; joined before that, they would wait forever), then the join of non-daemon
+    # threads, then the atexit handlers.
+    threading._shutdown()  # noqa: SLF001
+    atexit._run_exitfuncs()  # noqa: SLF001
     for stream in [obj for obj in gc.get_objects() if isinstance(obj, io.IOBase)] + [sys.stdout, sys.stderr]:
         try:
             stream.flush()
