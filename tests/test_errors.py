@@ -238,6 +238,11 @@ def test_reproduce_takes_overrides_anywhere(capsys):
     (["countdown", "--model_path", "TINY", "--temperature", "-1"], "temperature=-1.0"),
     (["countdown", "--model_path", "TINY", "--scorer", "nope"], "--scorer 'nope' is not a reward"),
     (["math", "--model_path", "TINY", "--data-source", "local", "--data-path", "EMPTY"], "is empty"),
+    # the data layer names its keys; evaluate's line names the flag that sets each (a path's own text is kept)
+    (["math", "--model_path", "TINY", "--data-source", "local"], "--data-source=local needs --data-path=FILE"),
+    (["math", "--model_path", "TINY", "--template", "{x}"], "--template='{x}': a math template must say"),
+    (["math", "--model_path", "TINY", "--data-source", "local", "--data-path", "/nonexistent/data.path.jsonl"],
+     "data file /nonexistent/data.path.jsonl does not exist: set --data-path to a"),
 ])
 def test_evaluate(tiny_model, files, capsys, args, message):
     files = {**files, "TINY": tiny_model}

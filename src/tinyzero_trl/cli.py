@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -69,16 +70,26 @@ def cmd_train(args) -> int:
     return outcome.code
 
 
+# The data keys evaluate sets with a flag of its own. One table builds the overrides and names the flag in an error:
+# the data layer, shared with train, names the key (data.path), which evaluate's user sets as --data-path.
+EVALUATE_DATA_FLAGS = {"source": "--data-source", "path": "--data-path", "template": "--template"}
+_DATA_KEY = re.compile(r"(?<![\w/.-])data\.(" + "|".join(EVALUATE_DATA_FLAGS) + r")\b")
+
+
 def cmd_evaluate(args) -> int:
     from tinyzero_trl.evaluation.evaluate import evaluate
 
-    data = {"source": args.data_source, "path": args.data_path, "template": args.template}
-    result = evaluate(args.task, args.model_path, backend=args.backend, limit=args.limit,
-                      num_samples=args.num_samples, temperature=args.temperature, top_p=args.top_p,
-                      top_k=args.top_k, max_new_tokens=args.max_new_tokens, stop=args.stop,
-                      stop_token_ids=args.stop_token_id, strip=args.strip, batch_size=args.batch_size,
-                      data_overrides=data, scorer=args.scorer, revision=args.revision,
-                      trust_remote_code=args.trust_remote_code, seed=args.seed, output=args.output)
+    data = {key: getattr(args, flag[2:].replace("-", "_")) for key, flag in EVALUATE_DATA_FLAGS.items()}
+    try:
+        result = evaluate(args.task, args.model_path, backend=args.backend, limit=args.limit,
+                          num_samples=args.num_samples, temperature=args.temperature, top_p=args.top_p,
+                          top_k=args.top_k, max_new_tokens=args.max_new_tokens, stop=args.stop,
+                          stop_token_ids=args.stop_token_id, strip=args.strip, batch_size=args.batch_size,
+                          data_overrides=data, scorer=args.scorer, revision=args.revision,
+                          trust_remote_code=args.trust_remote_code, seed=args.seed, output=args.output)
+    except UserError as err:
+        err.args = (_DATA_KEY.sub(lambda m: EVALUATE_DATA_FLAGS[m[1]], str(err)),)
+        raise
     print(json.dumps({k: v for k, v in result.items() if k != "items"}, indent=2))
     return 0
 
