@@ -192,17 +192,8 @@ class _ListsReproductions(argparse.HelpFormatter):
         return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0].replace("``", ""),
-                                     epilog="exit codes: 0 ok (verify: PASS; health: HEALTHY), 1 failed (FAIL; UNHEALTHY), 2 bad "
-                                            "input or a run that cannot be judged, 3 UNCHECKED, 130/143 interrupted")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
-    training = argparse.ArgumentParser(add_help=False)  # what train and reproduce share
-    training.add_argument("--verbose", action="store_true", help="print every logged metric of every step (they "
-                                                                 "always go to metrics.jsonl), not one line a step")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_train(sub, common: argparse.ArgumentParser, training: argparse.ArgumentParser) -> None:
+    """``train``: a launch of GRPO with Hydra overrides."""
     p = sub.add_parser("train", parents=[common, training], help="launch GRPO training with Hydra overrides (via accelerate)")
     _add_launch_args(p)
     p.add_argument("--fresh", action="store_true", help="set an existing run directory aside instead of resuming")
@@ -218,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="e.g. +countdown=grpo-qwen-2.5-3b-base model.name_or_path=DIR")
     p.set_defaults(func=cmd_train)
 
+
+def _add_evaluate(sub, common: argparse.ArgumentParser) -> None:
+    """``evaluate``: held-out accuracy of a saved model."""
     p = sub.add_parser("evaluate", parents=[common], help="held-out accuracy of a saved model")
     p.add_argument("task", help="countdown, math, multimodal (or a task registered by $TINYZERO_TASK_MODULES)")
     p.add_argument("--model_path", "--model-path", required=True)
@@ -247,8 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="write the full result JSON here")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_reproduce_commands(sub, common: argparse.ArgumentParser, training: argparse.ArgumentParser) -> None:
+    """The reproduction folders' commands: ``list``, ``reproduce``, ``verify``, ``health``, ``fidelity``, ``record``."""
     p = sub.add_parser("list", parents=[common], help="list the reproductions")
     p.set_defaults(func=cmd_list)
+
 
     p = sub.add_parser("reproduce", parents=[common, training], help="run a reproduction end to end",
                        formatter_class=_ListsReproductions,
@@ -264,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overrides on top of the pinned config, anywhere after NAME (e.g. seed=3)")
     p.set_defaults(func=cmd_reproduce)
 
+
     p = sub.add_parser("verify", parents=[common], help="check a run against its reference curve")
     p.add_argument("name")
     p.add_argument("--run-dir", action="append", default=None, metavar="DIR",
@@ -273,10 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
+
     p = sub.add_parser("health", parents=[common], help="judge a run, live or finished, by the health rules")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (training.output_dir)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
+
 
     p = sub.add_parser("fidelity", parents=[common],
                        help="a reproduction's settings, evaluation protocol and data draw beside its source's")
@@ -286,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 unless each README holds the current table")
     p.set_defaults(func=cmd_fidelity)
 
+
     p = sub.add_parser("record", parents=[common], help="record a reference curve from several seeds of our own runs")
     p.add_argument("name")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -293,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=5, help="steps averaged into each point")
     p.set_defaults(func=cmd_record)
 
+
+def _add_tiny_commands(sub, common: argparse.ArgumentParser) -> None:
+    """The tiny models' commands: ``tiny-model``, ``tiny-base``."""
     p = sub.add_parser("tiny-model", parents=[common], help="write a random tiny model + tokenizer (or processor) for smoke tests")
     p.add_argument("--arch", default="qwen2", choices=["qwen2", "qwen2-vl"],
                    help="qwen2: text model; qwen2-vl: vision-language model with an image processor")
@@ -300,12 +305,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tiny_model)
 
+
     p = sub.add_parser("tiny-base", parents=[common], help="rebuild a tiny base model offline and compare with the packaged one")
     p.add_argument("--task", choices=["countdown", "math", "clevr"], default="countdown",
                    help="countdown: countdown-tiny's base (default); math: math-tiny's; clevr: clevr-tiny's")
     p.add_argument("--out", required=True, help="directory for the rebuilt model")
     p.add_argument("--check", action="store_true", help="exit 1 unless the rebuild is bit-identical")
     p.set_defaults(func=cmd_tiny_base)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tinyzero-trl`` parser: the options every command shares, then each group of commands."""
+    parser = argparse.ArgumentParser(prog="tinyzero-trl", description=__doc__.splitlines()[0].replace("``", ""),
+                                     epilog="exit codes: 0 ok (verify: PASS; health: HEALTHY), 1 failed (FAIL; UNHEALTHY), 2 bad "
+                                            "input or a run that cannot be judged, 3 UNCHECKED, 130/143 interrupted")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
+    training = argparse.ArgumentParser(add_help=False)  # what train and reproduce share
+    training.add_argument("--verbose", action="store_true", help="print every logged metric of every step (they "
+                                                                 "always go to metrics.jsonl), not one line a step")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub, common, training)
+    _add_evaluate(sub, common)
+    _add_reproduce_commands(sub, common, training)
+    _add_tiny_commands(sub, common)
     return parser
 
 
