@@ -247,7 +247,6 @@ def _add_reproduce_commands(sub, common: argparse.ArgumentParser, training: argp
     p = sub.add_parser("list", parents=[common], help="list the reproductions")
     p.set_defaults(func=cmd_list)
 
-
     p = sub.add_parser("reproduce", parents=[common, training], help="run a reproduction end to end",
                        formatter_class=_ListsReproductions,
                        description="Run a reproduction end to end: base evaluation, GRPO, final evaluation, "
@@ -262,7 +261,6 @@ def _add_reproduce_commands(sub, common: argparse.ArgumentParser, training: argp
                    help="overrides on top of the pinned config, anywhere after NAME (e.g. seed=3)")
     p.set_defaults(func=cmd_reproduce)
 
-
     p = sub.add_parser("verify", parents=[common], help="check a run against its reference curve")
     p.add_argument("name")
     p.add_argument("--run-dir", action="append", default=None, metavar="DIR",
@@ -272,12 +270,10 @@ def _add_reproduce_commands(sub, common: argparse.ArgumentParser, training: argp
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
-
     p = sub.add_parser("health", parents=[common], help="judge a run, live or finished, by the health rules")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (training.output_dir)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
-
 
     p = sub.add_parser("fidelity", parents=[common],
                        help="a reproduction's settings, evaluation protocol and data draw beside its source's")
@@ -286,7 +282,6 @@ def _add_reproduce_commands(sub, common: argparse.ArgumentParser, training: argp
     p.add_argument("--write", action="store_true", help="write the table into each README (between its markers)")
     p.add_argument("--check", action="store_true", help="exit 1 unless each README holds the current table")
     p.set_defaults(func=cmd_fidelity)
-
 
     p = sub.add_parser("record", parents=[common], help="record a reference curve from several seeds of our own runs")
     p.add_argument("name")
@@ -304,7 +299,6 @@ def _add_tiny_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--vllm", action="store_true", help="a shape vLLM's CPU build can run (head size 32)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tiny_model)
-
 
     p = sub.add_parser("tiny-base", parents=[common], help="rebuild a tiny base model offline and compare with the packaged one")
     p.add_argument("--task", choices=["countdown", "math", "clevr"], default="countdown",
